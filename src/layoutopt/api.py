@@ -1,0 +1,107 @@
+"""``optimize``: the one entry point; the CLI is a shell over it."""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+from torch.export import ExportedProgram
+
+from .errors import ExportError, InputError, LayoutoptError, UnsupportedError
+from .ir.access import static_shape, tensor_outputs
+from .layout.cost import IOLayout, Measurement, measure
+from .layout.materialize import materialize
+from .layout.problem import build_problem, user_input_names, user_output_nodes
+from .layout.solve import solve
+from .report import Report
+from .targets import Target, get_target
+from .verify.numerics import compare
+
+
+@dataclass
+class Result:
+    program: ExportedProgram
+    report: Report
+
+
+def export_module(model: torch.nn.Module, example_inputs: Sequence[Any]) -> ExportedProgram:
+    """``torch.export`` with failures turned into one readable line."""
+    if example_inputs is None:
+        raise InputError("an nn.Module needs example_inputs to be exported")
+    args = tuple(example_inputs) if isinstance(example_inputs, (list, tuple)) else (example_inputs,)
+    try:
+        return torch.export.export(model, args)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExportError(f"torch.export failed on {type(model).__name__}: {first[:300]}") from exc
+
+
+def check_static(ep: ExportedProgram) -> None:
+    for node in ep.graph.nodes:
+        for _, value in tensor_outputs(node):
+            static_shape(node, value)
+
+
+def measure_program(ep: ExportedProgram, target: Target, io_layout: IOLayout) -> Measurement:
+    return measure(ep.graph.nodes, user_input_names(ep), user_output_nodes(ep), target, io_layout)
+
+
+def optimize(model: "torch.nn.Module | ExportedProgram", example_inputs: Sequence[Any] | None = None, *,
+             target: "str | Target" = "xnnpack", io_layout: "str | IOLayout" = "contiguous",
+             verify: bool = True, seed: int = 0) -> Result:
+    """Lay out every tensor of ``model`` so that an NHWC ``target`` moves the fewest bytes.
+
+    ``model`` is an ``nn.Module`` (exported with ``example_inputs``) or an ``ExportedProgram``;
+    it is never modified. User inputs and outputs keep ``io_layout``. With ``verify`` the
+    result is run against the original on seeded random inputs (or ``example_inputs``).
+    """
+    start = time.perf_counter()
+    tgt = get_target(target)
+    io = IOLayout.parse(io_layout)
+    if isinstance(model, ExportedProgram):
+        source = model
+    elif isinstance(model, torch.nn.Module):
+        source = export_module(model, example_inputs)
+    else:
+        raise InputError(f"expected an nn.Module or a torch.export.ExportedProgram, got {type(model).__name__}")
+    check_static(source)
+    program = copy.deepcopy(source)
+
+    before = measure_program(source, tgt, io)
+    problem = build_problem(program, tgt, io)
+    solution = solve(problem)
+    materialize(program, problem, solution.chosen)
+    after = measure_program(program, tgt, io)
+
+    verification = None
+    if verify:
+        inputs = None
+        if example_inputs is not None:
+            inputs = tuple(example_inputs) if isinstance(example_inputs, (list, tuple)) else (example_inputs,)
+        try:
+            verification = compare(source, program, inputs, seed)
+        except LayoutoptError:
+            raise
+        except AssertionError as exc:
+            raise LayoutoptError(f"verification failed: {exc}") from exc
+    report = Report(
+        target=tgt.name,
+        io_layout=io.value,
+        nodes=sum(1 for n in program.graph.nodes if n.op == "call_function"),
+        transposes_before=before.transposes,
+        transposes_after=after.transposes,
+        transpose_bytes_before=before.bytes,
+        transpose_bytes_after=after.bytes,
+        lower_bound_bytes=solution.lower_bound_bytes,
+        solver_status=solution.solver_status,
+        max_abs_diff=None if verification is None else verification.max_abs_diff,
+        bit_exact=None if verification is None else verification.bit_exact,
+        seconds=time.perf_counter() - start,
+        declined=[{"op": d.op, "node": d.node, "reason": d.reason} for d in problem.declined],
+        conversions_after=[{"node": c.node, "kind": c.kind, "bytes": c.bytes, "detail": c.detail}
+                           for c in after.charges],
+        layout_mismatches=[] if verification is None else verification.layout_mismatches,
+    )
+    return Result(program, report)

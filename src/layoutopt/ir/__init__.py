@@ -1,0 +1,1 @@
+"""Graph-level facts: op identities (``ops``), node access (``access``), meta refresh (``propagate``)."""

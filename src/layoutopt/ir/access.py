@@ -1,0 +1,68 @@
+"""Reading graph nodes: arguments by schema name, tensor metadata from ``meta["val"]``."""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import torch
+from torch.fx import Node
+
+from ..errors import UnsupportedError
+from ..layout.perm import Order, order_of
+
+
+def fake_value(node: Node) -> Any:
+    return node.meta.get("val")
+
+
+def is_tensor(value: Any) -> bool:
+    return isinstance(value, torch.Tensor)
+
+
+def static_shape(node: Node, value: torch.Tensor) -> tuple[int, ...]:
+    """The shape of ``value`` as ints; symbolic sizes are refused with the node's name."""
+    dims = []
+    for size in value.shape:
+        if not isinstance(size, int):
+            raise UnsupportedError(
+                f"node '{node.name}' has a dynamic size ({size}); export with static shapes "
+                "(no torch.export.Dim) to plan layouts"
+            )
+        dims.append(size)
+    return tuple(dims)
+
+
+def tensor_order(value: torch.Tensor) -> Order:
+    return order_of(tuple(value.shape), tuple(value.stride()))
+
+
+def nbytes(value: torch.Tensor) -> int:
+    return int(value.numel()) * value.element_size()
+
+
+def arg_by_name(node: Node, name: str) -> Any:
+    """The argument of ``node`` called ``name`` in its schema, positional or keyword."""
+    schema = getattr(node.target, "_schema", None)
+    if schema is None:
+        raise KeyError(f"{node.name}: no schema to find argument '{name}'")
+    for i, arg in enumerate(schema.arguments):
+        if arg.name == name:
+            if i < len(node.args):
+                return node.args[i]
+            return node.kwargs.get(name, arg.default_value)
+    raise KeyError(f"{node.name}: no argument '{name}' in {schema.name}")
+
+
+def has_arg(node: Node, name: str) -> bool:
+    schema = getattr(node.target, "_schema", None)
+    return schema is not None and any(a.name == name for a in schema.arguments)
+
+
+def tensor_outputs(node: Node) -> Iterator[tuple[int, torch.Tensor]]:
+    """``(index, value)`` for each tensor ``node`` produces; index -1 for a single tensor."""
+    value = fake_value(node)
+    if is_tensor(value):
+        yield -1, value
+    elif isinstance(value, (tuple, list)):
+        for i, item in enumerate(value):
+            if is_tensor(item):
+                yield i, item

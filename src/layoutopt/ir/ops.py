@@ -1,0 +1,145 @@
+"""The only home of op identities: which ATen (and ExecuTorch edge) ops layoutopt knows, and
+what each family asks of the layout of its operands.
+
+Ops are matched by their overload packet, never by name strings; ExecuTorch edge ops are
+mapped back to the ATen overload they wrap (``EdgeOpOverload._op``) before lookup.
+"""
+from __future__ import annotations
+
+import enum
+import operator
+from typing import Any
+
+import torch
+
+aten = torch.ops.aten
+
+
+class Family(enum.Enum):
+    """What an op asks of the layout of its activation operands on an NHWC target."""
+
+    CONV = "conv"  # convolution: channels-last in and out
+    POOL = "pool"  # pooling: channels-last in and out
+    RESIZE = "resize"  # upsampling: channels-last in and out
+    MATMUL = "matmul"  # vector products: the reduced dim innermost
+    NORM_LAST = "norm_last"  # normalisation over the trailing dims: those dims innermost
+    FREE = "free"  # works in any layout (axis arguments are logical)
+    VIEW = "view"  # reinterprets or selects; moves bytes only when the memory sequence changes
+    COPY = "copy"  # a copy whose output layout is free to choose (clone, contiguous, casts)
+
+
+def _packets(*names: str) -> frozenset:
+    out = []
+    for name in names:
+        packet = getattr(aten, name, None)
+        if packet is not None:
+            out.append(packet)
+    return frozenset(out)
+
+
+_FAMILY_PACKETS: dict[Family, frozenset] = {
+    Family.CONV: _packets(
+        "conv1d", "conv2d", "conv3d", "convolution", "_convolution",
+        "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+    ),
+    Family.POOL: _packets(
+        "max_pool1d", "max_pool2d", "max_pool3d", "max_pool2d_with_indices", "max_pool3d_with_indices",
+        "avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
+        "adaptive_avg_pool3d", "_adaptive_avg_pool2d", "_adaptive_avg_pool3d", "adaptive_max_pool2d",
+    ),
+    Family.RESIZE: _packets(
+        "upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d", "_upsample_nearest_exact2d",
+        "upsample_bilinear2d", "_upsample_bilinear2d_aa", "upsample_bicubic2d", "upsample_linear1d",
+        "upsample_trilinear3d",
+    ),
+    Family.MATMUL: _packets("linear", "addmm", "mm", "bmm", "matmul", "baddbmm", "scaled_dot_product_attention"),
+    Family.NORM_LAST: _packets("layer_norm", "native_layer_norm", "rms_norm"),
+    Family.FREE: _packets(
+        # normalisations and reductions along logical axes
+        "batch_norm", "_native_batch_norm_legit_no_training", "_native_batch_norm_legit",
+        "native_batch_norm", "group_norm", "native_group_norm", "instance_norm",
+        "softmax", "_softmax", "log_softmax", "_log_softmax", "_safe_softmax",
+        "mean", "sum", "amax", "amin", "max", "min", "argmax", "argmin", "var", "std", "var_mean",
+        "prod", "norm", "linalg_vector_norm", "cumsum", "logsumexp", "any", "all",
+        # joins, splits and padding
+        "cat", "concat", "stack", "constant_pad_nd", "pad", "reflection_pad2d", "replication_pad2d",
+        "flip", "roll", "repeat", "tile", "index_select", "gather", "where", "masked_fill",
+        "dropout", "native_dropout", "feature_dropout", "alpha_dropout", "pixel_shuffle", "pixel_unshuffle",
+        "channel_shuffle", "full_like", "zeros_like", "ones_like", "empty_like", "rand_like", "randn_like",
+    ),
+    Family.VIEW: _packets(
+        "view", "reshape", "_unsafe_view", "_reshape_alias", "permute", "transpose", "t", "squeeze",
+        "unsqueeze", "flatten", "unflatten", "expand", "expand_as", "select", "slice", "narrow", "split",
+        "split_with_sizes", "chunk", "unbind", "alias", "view_as", "movedim", "swapaxes", "numpy_T",
+        "view_copy", "permute_copy", "squeeze_copy", "unsqueeze_copy", "expand_copy", "slice_copy",
+        "select_copy", "split_copy", "split_with_sizes_copy", "t_copy", "transpose_copy", "unbind_copy",
+        "alias_copy", "_unsafe_view",
+    ),
+    Family.COPY: _packets("clone", "contiguous", "_to_copy", "to", "type_as", "lift_fresh_copy"),
+}
+
+_BY_PACKET: dict[Any, Family] = {p: fam for fam, packets in _FAMILY_PACKETS.items() for p in packets}
+
+# Quantize/dequantize ops live in a namespace that exists only once a quantization flow is
+# imported; they are elementwise in the logical index space (per-channel axes are logical).
+_QDQ_NAMESPACES = frozenset({"quantized_decomposed", "torchao"})
+
+# Activation operands whose layout a family constrains, by schema argument name.
+ACTIVATION_ARGS: dict[Any, tuple[str, ...]] = {
+    **{p: ("input",) for p in _FAMILY_PACKETS[Family.CONV]},
+    **{p: ("self", "input") for p in _FAMILY_PACKETS[Family.POOL] | _FAMILY_PACKETS[Family.RESIZE]},
+    **{p: ("input",) for p in _FAMILY_PACKETS[Family.NORM_LAST]},
+    aten.linear: ("input",),
+    aten.addmm: ("mat1",),
+    aten.mm: ("self", "mat2"),
+    aten.bmm: ("self", "mat2"),
+    aten.matmul: ("self", "other"),
+    aten.baddbmm: ("batch1", "batch2"),
+    aten.scaled_dot_product_attention: ("query", "key", "value"),
+}
+
+NHWC_FAMILIES = frozenset({Family.CONV, Family.POOL, Family.RESIZE})
+DENSE_LAST_FAMILIES = frozenset({Family.MATMUL, Family.NORM_LAST})
+DATA_MOVEMENT_FAMILIES = frozenset({Family.VIEW, Family.COPY})
+
+# Copies that change nothing but the layout; layoutopt emits these for conversions.
+CLONE = aten.clone.default
+PERMUTE = aten.permute.default
+GETITEM = operator.getitem
+
+
+def aten_overload(target: Any) -> Any:
+    """The ATen overload behind ``target``; ExecuTorch edge ops wrap one in ``_op``."""
+    if isinstance(target, torch._ops.OpOverload):
+        return target
+    inner = getattr(target, "_op", None)
+    return inner if isinstance(inner, torch._ops.OpOverload) else target
+
+
+def family(target: Any) -> Family | None:
+    """The family of an op, or None when layoutopt does not know it."""
+    op = aten_overload(target)
+    packet = getattr(op, "overloadpacket", None)
+    if packet is None:
+        return None
+    known = _BY_PACKET.get(packet)
+    if known is not None:
+        return known
+    if getattr(op, "namespace", None) in _QDQ_NAMESPACES:
+        return Family.FREE
+    if torch.Tag.pointwise in getattr(op, "tags", ()):
+        return Family.FREE
+    return None
+
+
+def op_name(target: Any) -> str:
+    """``aten.conv2d.default`` style name, for reports."""
+    op = aten_overload(target)
+    if isinstance(op, torch._ops.OpOverload):
+        return f"{op.namespace}.{op.__name__}"
+    return getattr(op, "__name__", str(op))
+
+
+def activation_arg_names(target: Any) -> tuple[str, ...]:
+    op = aten_overload(target)
+    return ACTIVATION_ARGS.get(getattr(op, "overloadpacket", None), ())

@@ -1,0 +1,1 @@
+"""Layout planning: permutation algebra, the labelling problem, its exact solution, and the graph edit."""

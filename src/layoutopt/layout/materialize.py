@@ -1,0 +1,123 @@
+"""From a plan to a graph: the chosen layouts become explicit, standard ATen copies.
+
+A conversion to contiguous or channels-last (rank 4 and 5) is one ``aten.clone`` with a
+``memory_format``; a conversion to any other dim order (channels-last of a rank-3 tensor, say)
+is ``permute -> clone(contiguous) -> permute``, whose two permutes are views and whose clone
+is the one copy. Each (tensor, layout) pair gets one conversion, shared by every consumer.
+After the edit ``meta["val"]`` is recomputed, so its strides state the new layouts.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch.export import ExportedProgram
+from torch.fx import Node
+
+from ..errors import InternalError
+from ..ir import ops
+from ..ir.propagate import refresh_meta
+from .perm import Order, Perm, channels_last_order, identity_order
+from .problem import Mode, Problem, Value, user_output_nodes, value_of
+
+_MEMORY_FORMATS = {4: torch.channels_last, 5: torch.channels_last_3d}
+
+Call = Callable[[Any, tuple, dict], Any]
+
+
+def conversion_call(source: Any, order: Order, call: Call) -> Any:
+    """Lay ``source`` out in dim ``order`` through ``call(target, args, kwargs)``."""
+    rank = len(order)
+    if tuple(order) == identity_order(rank):
+        return call(ops.CLONE, (source,), {"memory_format": torch.contiguous_format})
+    if rank in _MEMORY_FORMATS and tuple(order) == channels_last_order(rank):
+        return call(ops.CLONE, (source,), {"memory_format": _MEMORY_FORMATS[rank]})
+    # dims listed in memory order, made dense, then viewed back in logical order
+    outer = call(ops.PERMUTE, (source, list(order)), {})
+    dense = call(ops.CLONE, (outer,), {"memory_format": torch.contiguous_format})
+    return call(ops.PERMUTE, (dense, list(Perm(tuple(order)).inverse().dims)), {})
+
+
+class _Editor:
+    """All graph mutation of a plan goes through here."""
+
+    def __init__(self, ep: ExportedProgram):
+        self.graph = ep.graph_module.graph
+        self.aliases: dict[Value, list[Node]] = {}
+        for node in self.graph.nodes:
+            if node.op in ("placeholder", "call_function"):
+                self.aliases.setdefault(value_of(node), []).append(node)
+        self.conversions: dict[tuple[Value, Order], Node] = {}
+        self.inserted: list[Node] = []
+
+    def conversion(self, value: Value, key: Order, order: Order, before: Node) -> Node:
+        found = self.conversions.get((value, key))
+        if found is not None:
+            return found
+        source = self.aliases[value][0]
+
+        def call(target: Any, args: tuple, kwargs: dict) -> Node:
+            with self.graph.inserting_before(before):
+                node = self.graph.call_function(target, args, kwargs)
+            for k in ("stack_trace", "nn_module_stack", "source_fn_stack", "from_node"):
+                if k in source.meta:
+                    node.meta[k] = source.meta[k] if k != "nn_module_stack" else dict(source.meta[k])
+            self.inserted.append(node)
+            return node
+
+        node = conversion_call(source, order, call)
+        self.conversions[(value, key)] = node
+        return node
+
+    def redirect(self, user: Node, value: Value, to: Node) -> None:
+        for alias in self.aliases.get(value, []):
+            if alias in user.all_input_nodes:
+                user.replace_input_with(alias, to)
+
+
+def materialize(ep: ExportedProgram, problem: Problem, chosen: dict[str, Mode]) -> int:
+    """Edit ``ep`` (a private copy) in place to follow the plan; returns conversions inserted."""
+    natural: dict[Value, Order] = {}
+    for value, info in problem.values.items():
+        if info.fixed is not None:
+            natural[value] = info.fixed
+    for name, mode in chosen.items():
+        for index, key in mode.gives:
+            natural[(name, index)] = key
+
+    editor = _Editor(ep)
+    by_name = {n.name: n for n in editor.graph.nodes}
+    for value, info in problem.values.items():
+        if info.fixed is not None:
+            node = by_name[value[0]]
+            node.meta["val"] = info.reps[info.fixed]
+
+    for name in problem.node_order:
+        node = by_name[name]
+        mode = chosen[name]
+        if mode.kwargs:
+            node.kwargs = {**node.kwargs, **dict(mode.kwargs)}
+        for value, key in mode.needs:
+            if natural.get(value) == key:
+                continue
+            info = problem.values[value]
+            if key not in info.convertible:
+                raise InternalError(f"plan needs {value} in layout {key}, which no copy produces")
+            conv = editor.conversion(value, key, info.convertible[key], node)
+            editor.redirect(node, value, conv)
+
+    output = editor.graph.output_node()
+    for value, key in problem.outputs:
+        if natural.get(value) == key:
+            continue
+        info = problem.values[value]
+        conv = editor.conversion(value, key, info.convertible[key], output)
+        outs = list(output.args[0])
+        aliases = set(editor.aliases.get(value, []))
+        user_positions = {i for i, s in enumerate(ep.graph_signature.output_specs) if s.kind.name == "USER_OUTPUT"}
+        output.args = (tuple(conv if (i in user_positions and o in aliases) else o for i, o in enumerate(outs)),)
+
+    editor.graph.lint()
+    ep.graph_module.recompile()
+    refresh_meta(ep.graph_module)
+    return sum(1 for n in editor.inserted if n.target is ops.CLONE)

@@ -1,0 +1,106 @@
+"""The permutation algebra of layoutopt; every other module asks this one.
+
+Conventions (the same as ``torch.permute`` and ExecuTorch's dim order):
+
+* A ``Perm`` ``p`` acts on a sequence like ``torch.permute``: ``p.apply(s)[i] == s[p[i]]``.
+* Composition reads left to right: ``x.permute(p).permute(q) == x.permute(p.then(q))``.
+* A dim order lists the logical dims of a tensor from the outermost to the innermost in
+  memory: ``(0, 1, 2, 3)`` is contiguous NCHW, ``(0, 2, 3, 1)`` is channels-last.
+* Two dim orders of one shape describe the same bytes when they agree on the dims whose size
+  is not 1: ``layout_key`` is that canonical form, and layouts are compared only through it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+Order = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Perm:
+    """An immutable permutation of ``len(dims)`` dims."""
+
+    dims: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if sorted(self.dims) != list(range(len(self.dims))):
+            raise ValueError(f"not a permutation: {self.dims}")
+
+    @staticmethod
+    def identity(rank: int) -> "Perm":
+        return Perm(tuple(range(rank)))
+
+    @property
+    def rank(self) -> int:
+        return len(self.dims)
+
+    def apply(self, seq: Sequence) -> tuple:
+        """``p.apply(shape) == tuple(x.permute(p).shape)`` for ``shape == x.shape``."""
+        if len(seq) != self.rank:
+            raise ValueError(f"permutation {self.dims} applied to {len(seq)} items")
+        return tuple(seq[d] for d in self.dims)
+
+    def then(self, other: "Perm") -> "Perm":
+        """``x.permute(self).permute(other) == x.permute(self.then(other))``."""
+        return Perm(tuple(self.dims[d] for d in other.dims))
+
+    def inverse(self) -> "Perm":
+        """``p.then(p.inverse())`` is the identity."""
+        inv = [0] * self.rank
+        for i, d in enumerate(self.dims):
+            inv[d] = i
+        return Perm(tuple(inv))
+
+    def is_identity(self) -> bool:
+        return self.dims == tuple(range(self.rank))
+
+
+def identity_order(rank: int) -> Order:
+    return tuple(range(rank))
+
+
+def channels_last_order(rank: int) -> Order | None:
+    """The channels-last dim order of an N, C, *spatial tensor: C moves innermost."""
+    if rank < 3:
+        return None
+    return (0, *range(2, rank), 1)
+
+
+def order_of(shape: Sequence[int], stride: Sequence[int]) -> Order:
+    """The dim order that ``stride`` describes; ties (size-1 or broadcast dims) keep dim order."""
+    return tuple(sorted(range(len(shape)), key=lambda d: (-stride[d], d)))
+
+
+def strides_for(shape: Sequence[int], order: Sequence[int]) -> tuple[int, ...]:
+    """Dense strides that lay ``shape`` out in ``order``."""
+    strides = [0] * len(shape)
+    step = 1
+    for d in reversed(order):
+        strides[d] = step
+        step *= max(int(shape[d]), 1)
+    return tuple(strides)
+
+
+def layout_key(shape: Sequence[int], order: Sequence[int]) -> Order:
+    """The canonical form of a layout: the order of the dims whose size is not 1."""
+    return tuple(d for d in order if shape[d] != 1)
+
+
+def same_layout(shape: Sequence[int], a: Sequence[int], b: Sequence[int]) -> bool:
+    return layout_key(shape, a) == layout_key(shape, b)
+
+
+def order_after_permute(order: Sequence[int], perm: Perm) -> Order:
+    """Dim order of ``x.permute(perm)`` as a view, given the dim order of ``x``."""
+    inv = perm.inverse().dims
+    return tuple(inv[d] for d in order)
+
+
+def distinct_layouts(shape: Sequence[int]) -> int:
+    """How many layouts a shape has: the factorial of its count of non-unit dims."""
+    n = sum(1 for s in shape if s != 1)
+    out = 1
+    for k in range(2, n + 1):
+        out *= k
+    return out

@@ -1,0 +1,77 @@
+"""What a plan saved, as JSON-ready figures and as a table."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class Report:
+    target: str
+    io_layout: str
+    nodes: int
+    transposes_before: int
+    transposes_after: int
+    transpose_bytes_before: int
+    transpose_bytes_after: int
+    lower_bound_bytes: int
+    solver_status: str
+    max_abs_diff: float | None
+    bit_exact: bool | None
+    seconds: float
+    declined: list[dict[str, str]] = field(default_factory=list)
+    conversions_after: list[dict[str, Any]] = field(default_factory=list)
+    layout_mismatches: list[str] = field(default_factory=list)
+
+    @property
+    def optimality_gap(self) -> float:
+        """Share of the bytes after that the solver's lower bound does not prove necessary."""
+        if self.transpose_bytes_after == 0:
+            return 0.0
+        return (self.transpose_bytes_after - self.lower_bound_bytes) / self.transpose_bytes_after
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["optimality_gap"] = self.optimality_gap
+        d["schema_version"] = SCHEMA_VERSION
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    def rows(self) -> list[tuple[str, str, str]]:
+        mib = 1024 * 1024
+        diff = "not run" if self.max_abs_diff is None else (
+            "bit-exact" if self.bit_exact else f"{self.max_abs_diff:.3g}")
+        return [
+            ("transposes", str(self.transposes_before), str(self.transposes_after)),
+            ("transpose bytes", f"{self.transpose_bytes_before:,} ({self.transpose_bytes_before / mib:.2f} MiB)",
+             f"{self.transpose_bytes_after:,} ({self.transpose_bytes_after / mib:.2f} MiB)"),
+            ("lower bound bytes", "", f"{self.lower_bound_bytes:,}"),
+            ("optimality gap", "", f"{self.optimality_gap:.2%}"),
+            ("max abs diff", "", diff),
+            ("declined ops", "", str(len(self.declined))),
+            ("seconds", "", f"{self.seconds:.2f}"),
+        ]
+
+    def render(self) -> str:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"layoutopt: {self.nodes} nodes, target {self.target}, I/O {self.io_layout}")
+        table.add_column("")
+        table.add_column("before", justify="right")
+        table.add_column("after", justify="right")
+        for row in self.rows():
+            table.add_row(*row)
+        console = Console(record=True, width=100)
+        with console.capture() as cap:
+            console.print(table)
+            for d in self.declined[:20]:
+                console.print(f"declined {d['op']} at {d['node']}: {d['reason']}")
+            if len(self.declined) > 20:
+                console.print(f"... and {len(self.declined) - 20} more declined")
+        return cap.get()

@@ -1,0 +1,54 @@
+"""What each deployment target needs from the layout, and what a conversion costs there.
+
+A target names the op families whose kernels are channels-last (NHWC) and those that need
+the reduced dim innermost, and how many bytes an element occupies once deployed: the Ethos-U
+and Cortex-M flows run int8, so a float graph planned for them is costed at one byte an element.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import TargetError
+from ..ir.ops import Family
+
+_NHWC = frozenset({Family.CONV, Family.POOL, Family.RESIZE})
+_DENSE_LAST = frozenset({Family.MATMUL, Family.NORM_LAST})
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    summary: str
+    channels_last: frozenset  # families whose kernels read and write channels-last
+    dense_last: frozenset  # families that need the last logical dim innermost
+    element_bytes: int | None  # deployed bytes per element; None keeps the graph's dtype
+
+    def bytes_of(self, numel: int, dtype: torch.dtype) -> int:
+        size = self.element_bytes if self.element_bytes is not None else dtype.itemsize
+        return int(numel) * size
+
+
+TARGETS: dict[str, Target] = {
+    t.name: t
+    for t in (
+        Target("ethos-u55", "Arm Ethos-U55 NPU via TOSA and Vela (int8, NHWC kernels; transposes are emulated)",
+               _NHWC, _DENSE_LAST, 1),
+        Target("ethos-u85", "Arm Ethos-U85 NPU via TOSA and Vela (int8, NHWC kernels, native transpose)",
+               _NHWC, _DENSE_LAST, 1),
+        Target("cortex-m", "Cortex-M with CMSIS-NN kernels (int8, NHWC)", _NHWC, _DENSE_LAST, 1),
+        Target("xnnpack", "XNNPACK on mobile CPUs (NHWC kernels, float or int8)", _NHWC, _DENSE_LAST, None),
+        Target("cpu", "PyTorch eager on CPU (oneDNN prefers channels-last convolutions)",
+               frozenset({Family.CONV}), frozenset({Family.MATMUL}), None),
+    )
+}
+
+
+def get_target(name: "str | Target") -> Target:
+    if isinstance(name, Target):
+        return name
+    try:
+        return TARGETS[name]
+    except KeyError:
+        raise TargetError(f"unknown target '{name}'; choose one of: {', '.join(TARGETS)}") from None

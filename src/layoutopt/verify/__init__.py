@@ -1,0 +1,1 @@
+"""Numerical equivalence of a program before and after planning."""
