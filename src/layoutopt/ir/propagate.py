@@ -14,6 +14,7 @@ from torch.fx import GraphModule, Node
 from torch.fx.node import map_arg
 
 from ..errors import UnsupportedError
+from . import ops
 from .access import fake_value
 
 
@@ -24,8 +25,51 @@ def fake_mode_of(gm: GraphModule) -> FakeTensorMode:
 
 
 def run_fake(mode: FakeTensorMode, target: Any, args: tuple, kwargs: dict) -> Any:
+    """``target`` on fake tensors; views get the strides eager gives them.
+
+    Fake views can choose other strides than eager for size-1 dims, and eager's kernels
+    (a convolution choosing its memory format, for one) read those strides, so views are
+    replayed on real, uninitialised storage and their fake results restrided to match.
+    """
     with mode:
-        return target(*args, **kwargs)
+        out = target(*args, **kwargs)
+    if ops.family(target) is ops.Family.VIEW:
+        out = _with_eager_view_strides(mode, target, args, kwargs, out)
+    return out
+
+
+def _real_like(t: torch.Tensor) -> torch.Tensor:
+    extent = t.storage_offset() + sum((s - 1) * st for s, st in zip(t.shape, t.stride())) + 1
+    base = torch.empty(max(extent, 1), dtype=t.dtype)
+    return base.as_strided(tuple(t.shape), tuple(t.stride()), t.storage_offset())
+
+
+def _with_eager_view_strides(mode: FakeTensorMode, target: Any, args: tuple, kwargs: dict, out: Any) -> Any:
+    real = {}
+
+    def to_real(v: Any) -> Any:
+        if isinstance(v, torch.Tensor):
+            if id(v) not in real:
+                real[id(v)] = _real_like(v)
+            return real[id(v)]
+        return v
+
+    rargs = torch.utils._pytree.tree_map(to_real, args)
+    rkwargs = torch.utils._pytree.tree_map(to_real, kwargs)
+    try:
+        eager = target(*rargs, **rkwargs)
+    except Exception:
+        return out
+
+    def fix(f: Any, e: Any) -> Any:
+        if isinstance(f, torch.Tensor) and isinstance(e, torch.Tensor) and f.stride() != e.stride():
+            with mode:
+                return f.as_strided(tuple(f.shape), tuple(e.stride()), f.storage_offset())
+        return f
+
+    if isinstance(out, (list, tuple)):
+        return type(out)(fix(f, e) for f, e in zip(out, eager))
+    return fix(out, eager)
 
 
 def refresh_meta(gm: GraphModule) -> None:

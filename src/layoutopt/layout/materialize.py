@@ -95,6 +95,8 @@ def materialize(ep: ExportedProgram, problem: Problem, chosen: dict[str, Mode]) 
     for name in problem.node_order:
         node = by_name[name]
         mode = chosen[name]
+        if mode.op is not None:
+            node.target = mode.op
         if mode.kwargs:
             node.kwargs = {**node.kwargs, **dict(mode.kwargs)}
         for value, key in mode.needs:

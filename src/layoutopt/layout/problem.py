@@ -28,12 +28,13 @@ from ..ir.access import fake_value, is_tensor, static_shape, tensor_order
 from ..ir.propagate import fake_mode_of, run_fake
 from ..targets import Target
 from .cost import IOLayout, key_of, op_charges
-from .perm import Order, channels_last_order, distinct_layouts, identity_order
+from .perm import Order, channels_last_order, distinct_layouts, identity_order, layout_key, strides_for
 
 Value = tuple[str, int]  # (producing node, output index; -1 for a single tensor)
 
 _MAX_COMBOS = 64
-_MAX_LAYOUTS_PER_VALUE = 6
+_MAX_LAYOUTS_PER_VALUE = 8
+_MAX_PERMUTED_RANK = 5
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Mode:
     cost: int  # bytes the op itself moves in this mode
     kwargs: tuple[tuple[str, Any], ...] = ()  # keyword arguments the mode overrides
     original: bool = False  # the mode the exported graph is in
+    op: Any = None  # an equivalent op the mode runs instead (``contiguous`` -> ``clone``)
 
 
 @dataclass
@@ -165,6 +167,8 @@ class _Builder:
             return
         operands = [a for a in dict.fromkeys(node.all_input_nodes) if self.relevant(a)]
         fam = ops.family(node.target)
+        if fam is ops.Family.VIEW and len(operands) == 1:
+            self._offer_view_sources(node, operands[0])
         original = tuple(key_of(fake_value(a)) for a in operands)
         if fam is None:
             self.declined.append(Declined(ops.op_name(node.target), node.name,
@@ -180,26 +184,48 @@ class _Builder:
             else:
                 combos = [original] + [tuple(c[i] if i < len(c) else c[0] for c in choices)
                                        for i in range(max(len(c) for c in choices))]
-        overrides = [()]
-        if fam is ops.Family.COPY and ops.aten_overload(node.target) in (ops.aten.clone.default,
-                                                                         ops.aten._to_copy.default):
-            overrides.append((("memory_format", torch.preserve_format),))
         found: dict[tuple, Mode] = {}
         for combo in dict.fromkeys(combos):
-            for override in overrides:
-                mode = self._probe(node, operands, combo, override, combo == original and override == ())
+            for op, override in copy_variants(node):
+                mode = self._probe(node, operands, combo, op, override, combo == original and op is None)
                 if mode is None:
                     continue
                 key = (mode.needs, mode.gives)
                 best = found.get(key)
                 if best is None or (mode.cost, not mode.original) < (best.cost, not best.original):
-                    found[key] = Mode(mode.needs, mode.gives, mode.cost, mode.kwargs,
-                                      mode.original or (best is not None and best.original and best.cost == mode.cost))
+                    found[key] = mode
         if not found:
             raise RuntimeError(f"node '{node.name}' has no valid layout, not even the exported one")
         self.modes[node.name] = list(found.values())
 
-    def _probe(self, node: Node, operands: list[Node], combo: tuple, override: tuple,
+    def _offer_view_sources(self, node: Node, operand: Node) -> None:
+        """Let a copy lay out a view's source so that the view comes out contiguous or
+        channels-last: this is what makes reshapes and permutes free wherever they can be."""
+        info = self.values[value_of(operand)]
+        source = fake_value(operand)
+        shape = tuple(source.shape)
+        if len(shape) > _MAX_PERMUTED_RANK:
+            return
+        out = fake_value(node)
+        out = out if is_tensor(out) else None
+        if out is None:
+            return
+        wanted = {layout_key(tuple(out.shape), o) for o in conversion_orders(out.dim())}
+        for order in itertools.permutations(range(len(shape))):
+            key = layout_key(shape, order)
+            if key in info.convertible or len(info.convertible) >= _MAX_LAYOUTS_PER_VALUE:
+                continue
+            probe = run_fake(self.mode, torch.empty_strided, (shape, strides_for(shape, order)),
+                             {"dtype": source.dtype})
+            try:
+                result = run_fake(self.mode, node.target, *_swap(node, operand, probe))
+            except Exception:
+                continue
+            if is_tensor(result) and key_of(result) in wanted:
+                info.convertible[key] = tuple(order)
+                info.reps[key] = self._convert_rep(info, next(iter(info.reps.values())), tuple(order))
+
+    def _probe(self, node: Node, operands: list[Node], combo: tuple, op: Any, override: tuple,
                is_original: bool) -> Mode | None:
         chosen = {a: self.values[value_of(a)].reps[k] for a, k in zip(operands, combo)}
 
@@ -211,11 +237,12 @@ class _Builder:
         args = map_arg(node.args, val)
         kwargs = dict(map_arg(node.kwargs, val))
         kwargs.update(dict(override))
+        target = node.target if op is None else op
         if is_original:
             out = fake_value(node)
         else:
             try:
-                out = run_fake(self.mode, node.target, args, kwargs)
+                out = run_fake(self.mode, target, args, kwargs)
             except Exception:  # eager rejects this layout (e.g. a view that cannot alias it)
                 return None
         gives = []
@@ -227,15 +254,34 @@ class _Builder:
                 if is_tensor(item):
                     gives.append((i, key_of(item)))
                     self._record_output((node.name, i), item, node)
-        cost = sum(c.bytes for c in op_charges(node.name, node.target, args, kwargs, out, self.target))
+        cost = sum(c.bytes for c in op_charges(node.name, target, args, kwargs, out, self.target))
         needs = tuple((value_of(a), k) for a, k in zip(operands, combo))
-        return Mode(needs, tuple(gives), cost, override, is_original)
+        return Mode(needs, tuple(gives), cost, override, is_original, op)
 
     def _record_output(self, value: Value, fake: torch.Tensor, node: Node) -> None:
         info = self.values.get(value)
         if info is None:
             info = self._new_value(value, fake, node)
         self._add_rep(info, fake)
+
+
+def copy_variants(node: Node) -> list[tuple[Any, tuple]]:
+    """``(op, kwargs)`` alternatives of a copy that keep its values: a copy may keep its
+    source's layout instead of the one the model asked for (``preserve_format``)."""
+    variants: list[tuple[Any, tuple]] = [(None, ())]
+    overload = ops.aten_overload(node.target)
+    if overload in (ops.aten.clone.default, ops.aten._to_copy.default):
+        variants.append((None, (("memory_format", torch.preserve_format),)))
+    elif overload is ops.aten.contiguous.default:
+        variants.append((ops.CLONE, (("memory_format", torch.preserve_format),)))
+    return variants
+
+
+def _swap(node: Node, operand: Node, value: torch.Tensor) -> tuple[tuple, dict]:
+    def val(n: Node) -> Any:
+        return value if n is operand else fake_value(n)
+
+    return map_arg(node.args, val), dict(map_arg(node.kwargs, val))
 
 
 def build_problem(ep: ExportedProgram, target: Target, io_layout: IOLayout) -> Problem:
