@@ -76,7 +76,7 @@ class _Editor:
 
 
 def materialize(ep: ExportedProgram, problem: Problem, chosen: dict[str, Mode]) -> int:
-    """Edit ``ep`` (a private copy) in place to follow the plan; returns conversions inserted."""
+    """Edit ``ep`` (a private copy) in place to follow the plan; returns copies inserted."""
     natural: dict[Value, Order] = {}
     for value, info in problem.values.items():
         if info.fixed is not None:
@@ -104,15 +104,15 @@ def materialize(ep: ExportedProgram, problem: Problem, chosen: dict[str, Mode]) 
                 continue
             info = problem.values[value]
             if key not in info.convertible:
-                raise InternalError(f"plan needs {value} in layout {key}, which no copy produces")
+                raise InternalError(f"plan needs {value} in label {key}, which no copy produces")
             conv = editor.conversion(value, key, info.convertible[key], node)
             editor.redirect(node, value, conv)
 
     output = editor.graph.output_node()
     for value, key in problem.outputs:
-        if natural.get(value) == key:
-            continue
         info = problem.values[value]
+        if info.key(natural[value]) == info.key(key):
+            continue
         conv = editor.conversion(value, key, info.convertible[key], output)
         outs = list(output.args[0])
         aliases = set(editor.aliases.get(value, []))

@@ -8,6 +8,10 @@ contiguous, a ``view`` that cannot alias a channels-last input is not a mode at 
 An operand that is not in the layout a mode needs is converted by an explicit copy, shared
 by all consumers that want that layout; the solver chooses modes and copies together.
 
+A label is a tensor's full dim order, size-1 dims included: eager's kernels read the strides
+of size-1 dims when they pick a memory format, so two labels with one ``layout_key`` can
+behave differently downstream although they hold the same bytes. Costs compare keys only.
+
 Ops outside the op table get a single mode: their operands stay as exported.
 """
 from __future__ import annotations
@@ -27,20 +31,21 @@ from ..ir import ops
 from ..ir.access import fake_value, is_tensor, static_shape, tensor_order
 from ..ir.propagate import fake_mode_of, run_fake
 from ..targets import Target
-from .cost import IOLayout, key_of, op_charges
+from .cost import IOLayout, op_charges
 from .perm import Order, channels_last_order, distinct_layouts, identity_order, layout_key, strides_for
 
 Value = tuple[str, int]  # (producing node, output index; -1 for a single tensor)
+Label = Order  # full dim order of a tensor, from its strides
 
 _MAX_COMBOS = 64
-_MAX_LAYOUTS_PER_VALUE = 8
+_MAX_LABELS_PER_VALUE = 8
 _MAX_PERMUTED_RANK = 5
 
 
 @dataclass(frozen=True)
 class Mode:
-    needs: tuple[tuple[Value, Order], ...]  # layout key required of each activation operand
-    gives: tuple[tuple[int, Order], ...]  # layout key of each tensor output
+    needs: tuple[tuple[Value, Label], ...]  # label required of each activation operand
+    gives: tuple[tuple[int, Label], ...]  # label of each tensor output
     cost: int  # bytes the op itself moves in this mode
     kwargs: tuple[tuple[str, Any], ...] = ()  # keyword arguments the mode overrides
     original: bool = False  # the mode the exported graph is in
@@ -50,11 +55,18 @@ class Mode:
 @dataclass
 class ValueInfo:
     value: Value
+    shape: tuple[int, ...]
     nbytes: int
-    rank: int
-    reps: dict[Order, torch.Tensor] = field(default_factory=dict)  # a fake tensor per layout key
-    convertible: dict[Order, Order] = field(default_factory=dict)  # key -> full dim order of a copy
-    fixed: Order | None = None  # a user input's layout under the contract
+    reps: dict[Label, torch.Tensor] = field(default_factory=dict)  # a fake tensor per label
+    convertible: dict[Label, Order] = field(default_factory=dict)  # label -> order a copy is asked for
+    fixed: Label | None = None  # a user input's label under the contract
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    def key(self, label: Label) -> Order:
+        return layout_key(self.shape, label)
 
 
 @dataclass
@@ -68,7 +80,7 @@ class Declined:
 class Problem:
     values: dict[Value, ValueInfo]
     modes: dict[str, list[Mode]]
-    outputs: list[tuple[Value, Order]]  # user outputs and the layout the contract wants
+    outputs: list[tuple[Value, Label]]  # user outputs and the copy that meets the contract
     declined: list[Declined]
     node_order: list[str]
 
@@ -103,168 +115,6 @@ def user_output_nodes(ep: ExportedProgram) -> list[Node]:
             if s.kind == OutputKind.USER_OUTPUT and isinstance(flat[i], Node)]
 
 
-class _Builder:
-    def __init__(self, ep: ExportedProgram, target: Target, io_layout: IOLayout):
-        self.ep = ep
-        self.target = target
-        self.io_layout = io_layout
-        self.mode = fake_mode_of(ep.graph_module)
-        self.constants = constant_names(ep)
-        self.values: dict[Value, ValueInfo] = {}
-        self.modes: dict[str, list[Mode]] = {}
-        self.declined: list[Declined] = []
-
-    # -- values -------------------------------------------------------------------------
-    def _new_value(self, value: Value, fake: torch.Tensor, node: Node) -> ValueInfo:
-        shape = static_shape(node, fake)
-        info = ValueInfo(value, self.target.bytes_of(fake.numel(), fake.dtype), len(shape))
-        if distinct_layouts(shape) > 1:
-            for order in conversion_orders(len(shape)):
-                key = tuple(d for d in order if shape[d] != 1)
-                if key not in info.convertible:
-                    info.convertible[key] = order
-        self.values[value] = info
-        return info
-
-    def _convert_rep(self, info: ValueInfo, source: torch.Tensor, order: Order) -> torch.Tensor:
-        from ..layout.materialize import conversion_call
-
-        return conversion_call(source, order, lambda t, a, k: run_fake(self.mode, t, a, k))
-
-    def _add_rep(self, info: ValueInfo, fake: torch.Tensor) -> None:
-        key = key_of(fake)
-        if key in info.reps or len(info.reps) >= _MAX_LAYOUTS_PER_VALUE:
-            return
-        info.reps[key] = fake
-        for ckey, order in info.convertible.items():
-            if ckey not in info.reps:
-                info.reps[ckey] = self._convert_rep(info, fake, order)
-
-    def relevant(self, arg: Node) -> bool:
-        """An operand the planner lays out: a non-constant tensor with more than one layout."""
-        if arg.op == "placeholder" and arg.name in self.constants:
-            return False
-        if arg.op == "get_attr":
-            return False
-        value = value_of(arg)
-        info = self.values.get(value)
-        return info is not None and len(info.reps) > 1
-
-    # -- nodes --------------------------------------------------------------------------
-    def placeholder(self, node: Node) -> None:
-        fake = fake_value(node)
-        if node.name in self.constants or not is_tensor(fake):
-            return
-        info = self._new_value((node.name, -1), fake, node)
-        order = self.io_layout.order_for(info.rank)
-        source = fake if key_of(fake) == tuple(d for d in order if fake.shape[d] != 1) else \
-            self._convert_rep(info, fake, order)
-        info.fixed = key_of(source)
-        self._add_rep(info, source)
-
-    def call(self, node: Node) -> None:
-        if node.target is operator.getitem:
-            return
-        operands = [a for a in dict.fromkeys(node.all_input_nodes) if self.relevant(a)]
-        fam = ops.family(node.target)
-        if fam is ops.Family.VIEW and len(operands) == 1:
-            self._offer_view_sources(node, operands[0])
-        original = tuple(key_of(fake_value(a)) for a in operands)
-        if fam is None:
-            self.declined.append(Declined(ops.op_name(node.target), node.name,
-                                          "op not in the layout table: operands kept as exported"))
-            combos = [original]
-        else:
-            choices = [list(self.values[value_of(a)].reps) for a in operands]
-            total = 1
-            for c in choices:
-                total *= len(c)
-            if total <= _MAX_COMBOS:
-                combos = list(itertools.product(*choices))
-            else:
-                combos = [original] + [tuple(c[i] if i < len(c) else c[0] for c in choices)
-                                       for i in range(max(len(c) for c in choices))]
-        found: dict[tuple, Mode] = {}
-        for combo in dict.fromkeys(combos):
-            for op, override in copy_variants(node):
-                mode = self._probe(node, operands, combo, op, override, combo == original and op is None)
-                if mode is None:
-                    continue
-                key = (mode.needs, mode.gives)
-                best = found.get(key)
-                if best is None or (mode.cost, not mode.original) < (best.cost, not best.original):
-                    found[key] = mode
-        if not found:
-            raise RuntimeError(f"node '{node.name}' has no valid layout, not even the exported one")
-        self.modes[node.name] = list(found.values())
-
-    def _offer_view_sources(self, node: Node, operand: Node) -> None:
-        """Let a copy lay out a view's source so that the view comes out contiguous or
-        channels-last: this is what makes reshapes and permutes free wherever they can be."""
-        info = self.values[value_of(operand)]
-        source = fake_value(operand)
-        shape = tuple(source.shape)
-        if len(shape) > _MAX_PERMUTED_RANK:
-            return
-        out = fake_value(node)
-        out = out if is_tensor(out) else None
-        if out is None:
-            return
-        wanted = {layout_key(tuple(out.shape), o) for o in conversion_orders(out.dim())}
-        for order in itertools.permutations(range(len(shape))):
-            key = layout_key(shape, order)
-            if key in info.convertible or len(info.convertible) >= _MAX_LAYOUTS_PER_VALUE:
-                continue
-            probe = run_fake(self.mode, torch.empty_strided, (shape, strides_for(shape, order)),
-                             {"dtype": source.dtype})
-            try:
-                result = run_fake(self.mode, node.target, *_swap(node, operand, probe))
-            except Exception:
-                continue
-            if is_tensor(result) and key_of(result) in wanted:
-                info.convertible[key] = tuple(order)
-                info.reps[key] = self._convert_rep(info, next(iter(info.reps.values())), tuple(order))
-
-    def _probe(self, node: Node, operands: list[Node], combo: tuple, op: Any, override: tuple,
-               is_original: bool) -> Mode | None:
-        chosen = {a: self.values[value_of(a)].reps[k] for a, k in zip(operands, combo)}
-
-        def val(n: Node) -> Any:
-            if n in chosen:
-                return chosen[n]
-            return fake_value(n)
-
-        args = map_arg(node.args, val)
-        kwargs = dict(map_arg(node.kwargs, val))
-        kwargs.update(dict(override))
-        target = node.target if op is None else op
-        if is_original:
-            out = fake_value(node)
-        else:
-            try:
-                out = run_fake(self.mode, target, args, kwargs)
-            except Exception:  # eager rejects this layout (e.g. a view that cannot alias it)
-                return None
-        gives = []
-        if is_tensor(out):
-            gives.append((-1, key_of(out)))
-            self._record_output((node.name, -1), out, node)
-        elif isinstance(out, (list, tuple)):
-            for i, item in enumerate(out):
-                if is_tensor(item):
-                    gives.append((i, key_of(item)))
-                    self._record_output((node.name, i), item, node)
-        cost = sum(c.bytes for c in op_charges(node.name, target, args, kwargs, out, self.target))
-        needs = tuple((value_of(a), k) for a, k in zip(operands, combo))
-        return Mode(needs, tuple(gives), cost, override, is_original, op)
-
-    def _record_output(self, value: Value, fake: torch.Tensor, node: Node) -> None:
-        info = self.values.get(value)
-        if info is None:
-            info = self._new_value(value, fake, node)
-        self._add_rep(info, fake)
-
-
 def copy_variants(node: Node) -> list[tuple[Any, tuple]]:
     """``(op, kwargs)`` alternatives of a copy that keep its values: a copy may keep its
     source's layout instead of the one the model asked for (``preserve_format``)."""
@@ -277,11 +127,160 @@ def copy_variants(node: Node) -> list[tuple[Any, tuple]]:
     return variants
 
 
-def _swap(node: Node, operand: Node, value: torch.Tensor) -> tuple[tuple, dict]:
+def _substitute(node: Node, chosen: dict[Node, Any]) -> tuple[tuple, dict]:
     def val(n: Node) -> Any:
-        return value if n is operand else fake_value(n)
+        return chosen[n] if n in chosen else fake_value(n)
 
     return map_arg(node.args, val), dict(map_arg(node.kwargs, val))
+
+
+class _Builder:
+    def __init__(self, ep: ExportedProgram, target: Target, io_layout: IOLayout):
+        from .materialize import conversion_call
+
+        self.ep = ep
+        self.target = target
+        self.io_layout = io_layout
+        self.mode = fake_mode_of(ep.graph_module)
+        self.constants = constant_names(ep)
+        self.values: dict[Value, ValueInfo] = {}
+        self.modes: dict[str, list[Mode]] = {}
+        self.declined: list[Declined] = []
+        self._conversion_call = conversion_call
+
+    # -- values -------------------------------------------------------------------------
+    def _convert(self, source: torch.Tensor, order: Order) -> torch.Tensor:
+        return self._conversion_call(source, order, lambda t, a, k: run_fake(self.mode, t, a, k))
+
+    def _offer_conversion(self, info: ValueInfo, order: Order) -> None:
+        """Make a copy into ``order`` available to the consumers of ``info``."""
+        if not info.reps or len(info.reps) >= _MAX_LABELS_PER_VALUE:
+            return
+        if order in info.convertible.values():
+            return
+        rep = self._convert(next(iter(info.reps.values())), order)
+        label = tensor_order(rep)
+        info.convertible.setdefault(label, order)
+        info.reps.setdefault(label, rep)
+
+    def _record(self, value: Value, fake: torch.Tensor, node: Node) -> Label:
+        info = self.values.get(value)
+        if info is None:
+            shape = static_shape(node, fake)
+            info = ValueInfo(value, shape, self.target.bytes_of(fake.numel(), fake.dtype))
+            self.values[value] = info
+        label = tensor_order(fake)
+        if label not in info.reps and len(info.reps) < _MAX_LABELS_PER_VALUE:
+            info.reps[label] = fake
+            if len(info.reps) == 1 and distinct_layouts(info.shape) > 1:
+                for order in conversion_orders(info.rank):
+                    self._offer_conversion(info, order)
+        return label
+
+    def relevant(self, arg: Node) -> bool:
+        """An operand the planner lays out: a non-constant tensor with more than one layout."""
+        if arg.op == "get_attr" or (arg.op == "placeholder" and arg.name in self.constants):
+            return False
+        info = self.values.get(value_of(arg))
+        return info is not None and len(info.reps) > 1
+
+    # -- nodes --------------------------------------------------------------------------
+    def placeholder(self, node: Node) -> None:
+        fake = fake_value(node)
+        if node.name in self.constants or not is_tensor(fake):
+            return
+        value = (node.name, -1)
+        self._record(value, fake, node)
+        info = self.values[value]
+        want = layout_key(info.shape, self.io_layout.order_for(info.rank))
+        if info.key(tensor_order(fake)) == want:
+            info.fixed = tensor_order(fake)
+        else:
+            label = next(l for l in info.reps if info.key(l) == want)
+            info.fixed = label
+
+    def call(self, node: Node) -> None:
+        if node.target is operator.getitem:
+            return
+        fam = ops.family(node.target)
+        operands = [a for a in dict.fromkeys(node.all_input_nodes) if self.relevant(a)]
+        if fam is ops.Family.VIEW and len(operands) == 1:
+            self._offer_view_sources(node, operands[0])
+        original = tuple(tensor_order(fake_value(a)) for a in operands)
+        if fam is None:
+            self.declined.append(Declined(ops.op_name(node.target), node.name,
+                                          "op not in the layout table: operands kept as exported"))
+            combos = [original]
+        else:
+            choices = [list(self.values[value_of(a)].reps) for a in operands]
+            total = 1
+            for c in choices:
+                total *= len(c)
+            if total <= _MAX_COMBOS:
+                combos = [original] + list(itertools.product(*choices))
+            else:  # many operands (a long concat): the exported labels, or all alike
+                width = max(len(c) for c in choices)
+                combos = [original] + [tuple(c[min(i, len(c) - 1)] for c in choices) for i in range(width)]
+        found: dict[tuple, Mode] = {}
+        for combo in dict.fromkeys(combos):
+            for op, override in copy_variants(node):
+                mode = self._probe(node, operands, combo, op, override, combo == original and op is None
+                                   and not override)
+                if mode is None:
+                    continue
+                key = (mode.needs, mode.gives)
+                best = found.get(key)
+                if best is None or (mode.cost, not mode.original) < (best.cost, not best.original):
+                    found[key] = mode
+        self.modes[node.name] = list(found.values())
+
+    def _offer_view_sources(self, node: Node, operand: Node) -> None:
+        """Let a copy lay out a view's source so that the view comes out contiguous or
+        channels-last: this is what makes reshapes and permutes free wherever they can be."""
+        info = self.values[value_of(operand)]
+        out = fake_value(node)
+        if info.rank > _MAX_PERMUTED_RANK or not is_tensor(out):
+            return
+        wanted = {layout_key(tuple(out.shape), o) for o in conversion_orders(out.dim())}
+        source = fake_value(operand)
+        for order in itertools.permutations(range(info.rank)):
+            if any(info.key(l) == info.key(order) for l in info.reps):
+                continue
+            probe = run_fake(self.mode, torch.empty_strided, (info.shape, strides_for(info.shape, order)),
+                             {"dtype": source.dtype})
+            try:
+                result = run_fake(self.mode, node.target, *_substitute(node, {operand: probe}))
+            except Exception:
+                continue
+            if is_tensor(result) and layout_key(tuple(result.shape), tensor_order(result)) in wanted:
+                self._offer_conversion(info, tuple(order))
+
+    def _probe(self, node: Node, operands: list[Node], combo: tuple, op: Any, override: tuple,
+               is_original: bool) -> Mode | None:
+        chosen = {}
+        for a, label in zip(operands, combo):
+            rep = self.values[value_of(a)].reps.get(label)
+            chosen[a] = rep if rep is not None else fake_value(a)
+        args, kwargs = _substitute(node, chosen)
+        kwargs.update(dict(override))
+        target = node.target if op is None else op
+        if is_original:
+            out = fake_value(node)
+        else:
+            try:
+                out = run_fake(self.mode, target, args, kwargs)
+            except Exception:  # eager rejects this layout (e.g. a view that cannot alias it)
+                return None
+        gives = []
+        if is_tensor(out):
+            gives.append((-1, self._record((node.name, -1), out, node)))
+        elif isinstance(out, (list, tuple)):
+            for i, item in enumerate(out):
+                if is_tensor(item):
+                    gives.append((i, self._record((node.name, i), item, node)))
+        cost = sum(c.bytes for c in op_charges(node.name, target, args, kwargs, out, self.target))
+        needs = tuple((value_of(a), label) for a, label in zip(operands, combo))
+        return Mode(needs, tuple(gives), cost, override, is_original, op)
 
 
 def build_problem(ep: ExportedProgram, target: Target, io_layout: IOLayout) -> Problem:
@@ -297,9 +296,12 @@ def build_problem(ep: ExportedProgram, target: Target, io_layout: IOLayout) -> P
     outputs = []
     for out in user_output_nodes(ep):
         value = value_of(out)
-        if value in b.values:
-            info = b.values[value]
-            fake = fake_value(out)
-            want = io_layout.order_for(info.rank)
-            outputs.append((value, tuple(d for d in want if fake.shape[d] != 1)))
+        info = b.values.get(value)
+        if info is None:
+            continue
+        want = layout_key(info.shape, io_layout.order_for(info.rank))
+        copy = next((l for l in info.convertible if info.key(l) == want), None)
+        if copy is None:  # a single-layout tensor: every label meets the contract
+            copy = next(iter(info.reps))
+        outputs.append((value, copy))
     return Problem(b.values, b.modes, outputs, b.declined, order)

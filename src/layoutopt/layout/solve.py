@@ -3,20 +3,23 @@
 Integer program (solved by HiGHS through ``scipy.optimize.milp`` with a zero gap tolerance):
 
     z[n,k] in {0,1}   op n runs in mode k;            sum_k z[n,k] = 1
-    X[v,c] = sum of z[producer(v),k] over modes k that give v layout c (constant for inputs)
-    y[v,c] >= 0       a copy of v into layout c exists (only layouts a copy can produce)
-    for each op n, operand v, layout c:  sum_{k of n needing v in c} z[n,k] <= X[v,c] + y[v,c]
-    for each user output v with contract layout c:                    1 <= X[v,c] + y[v,c]
-    minimise  sum z[n,k] * cost(n,k)  +  sum y[v,c] * bytes(v)  +  tie-break
+    X[v,l] = sum of z[producer(v),k] over modes k that give v label l (constant for inputs)
+    y[v,l] >= 0       a copy of v into label l that reorders memory (costs bytes(v))
+    w[v,l] >= 0       a copy of v into label l from a label with the same bytes order (free):
+                      w[v,l] <= sum of X[v,l'] over labels l' != l with key(l') == key(l)
+    for each op n, operand v, label l:   sum_{k of n needing v in l} z[n,k] <= X[v,l] + y[v,l] + w[v,l]
+    for each user output v (contract key c, copy label l*):  1 <= sum_{key(l)=c} X[v,l] + y[v,l*]
+    minimise  sum z[n,k] * cost(n,k)  +  sum y[v,l] * bytes(v)  +  tie-break
 
-The tie-break (under half a byte in total) prefers the exported mode among equal plans, so
-a graph that is already optimal is returned unchanged. Because every cost is a whole number of
-bytes, ``ceil(dual_bound - tie_break_max)`` is a proven lower bound on the bytes of any plan
-expressible in the problem.
+Copies exist only for labels a copy can produce. The tie-break (under half a byte in total)
+prefers exported modes and fewer copies among equal plans, so a graph that is already optimal
+comes back unchanged. Every cost is a whole number of bytes, so ``ceil(dual_bound - tie_max)``
+is a proven lower bound on the bytes of any plan the problem can express.
 """
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,119 +27,136 @@ from scipy.optimize import LinearConstraint, milp
 from scipy.sparse import coo_array
 
 from ..errors import InternalError
-from .problem import Mode, Problem, Value
-from .perm import Order
+from .problem import Label, Mode, Problem, Value
 
 
 @dataclass
 class Solution:
     chosen: dict[str, Mode]
-    copies: list[tuple[Value, Order]]
     objective_bytes: int
     lower_bound_bytes: int
     solver_status: str
     seconds: float
 
 
+class _Program:
+    """Sparse rows and a cost vector, built variable by variable."""
+
+    def __init__(self) -> None:
+        self.cost: list[float] = []
+        self.integer: list[bool] = []
+        self.rows: list[tuple[dict[int, float], float, float]] = []
+
+    def var(self, cost: float, integer: bool) -> int:
+        self.cost.append(cost)
+        self.integer.append(integer)
+        return len(self.cost) - 1
+
+    def row(self, coef: dict[int, float], lower: float, upper: float) -> None:
+        self.rows.append((coef, lower, upper))
+
+    def solve(self, time_limit: float):
+        r, c, d, lo, hi = [], [], [], [], []
+        for i, (coef, lower, upper) in enumerate(self.rows):
+            for j, v in coef.items():
+                r.append(i)
+                c.append(j)
+                d.append(v)
+            lo.append(lower)
+            hi.append(upper)
+        a = coo_array((d, (r, c)), shape=(len(self.rows), len(self.cost))).tocsr()
+        return milp(np.array(self.cost), constraints=LinearConstraint(a, lo, hi),
+                    integrality=np.array(self.integer, dtype=float), bounds=(0, 1),
+                    options={"mip_rel_gap": 0.0, "time_limit": time_limit, "presolve": True})
+
+
+def _add(coef: dict[int, float], index: int, value: float) -> None:
+    coef[index] = coef.get(index, 0.0) + value
+
+
 def solve(problem: Problem, time_limit: float = 300.0) -> Solution:
-    import time
-
     start = time.perf_counter()
-    z_index: dict[tuple[str, int], int] = {}
-    for name in problem.node_order:
-        for k in range(len(problem.modes[name])):
-            z_index[(name, k)] = len(z_index)
-    y_index: dict[tuple[Value, Order], int] = {}
+    if not problem.node_order:
+        return Solution({}, 0, 0, "empty", 0.0)
+    max_vars = sum(len(m) for m in problem.modes.values()) + 2 * sum(
+        len(v.convertible) for v in problem.values.values())
+    tie = 0.4 / max(1, max_vars)
+    lp = _Program()
 
-    def y(value: Value, key: Order) -> int | None:
-        info = problem.values[value]
-        if key not in info.convertible:
-            return None
-        if (value, key) not in y_index:
-            y_index[(value, key)] = len(z_index) + len(y_index)
-        return y_index[(value, key)]
-
-    producer_modes: dict[Value, list[tuple[int, Order]]] = {}
+    z: dict[tuple[str, int], int] = {}
     for name in problem.node_order:
         for k, mode in enumerate(problem.modes[name]):
-            for index, key in mode.gives:
-                producer_modes.setdefault((name, index), []).append((z_index[(name, k)], key))
+            z[(name, k)] = lp.var(mode.cost + (0.0 if mode.original else tie), True)
+    produced: dict[Value, list[tuple[int, Label]]] = {}
+    for name in problem.node_order:
+        for k, mode in enumerate(problem.modes[name]):
+            for index, label in mode.gives:
+                produced.setdefault((name, index), []).append((z[(name, k)], label))
 
-    rows: list[tuple[dict[int, float], float, float]] = []  # (coefficients, lower, upper)
-
-    def availability(value: Value, key: Order) -> tuple[dict[int, float], float]:
-        """Coefficients of -X[v,c] and the constant part of X[v,c]."""
+    def availability(value: Value, keep) -> tuple[dict[int, float], float]:
+        """-sum X[v,l] over labels ``keep(l)``, and the constant part of that sum."""
         info = problem.values[value]
         if info.fixed is not None:
-            return {}, 1.0 if info.fixed == key else 0.0
+            return {}, float(keep(info.fixed))
         coef: dict[int, float] = {}
-        for zi, k in producer_modes.get(value, []):
-            if k == key:
-                coef[zi] = coef.get(zi, 0.0) - 1.0
+        for zi, label in produced.get(value, []):
+            if keep(label):
+                _add(coef, zi, -1.0)
         return coef, 0.0
+
+    copies: dict[tuple[Value, Label], int] = {}  # y[v,l]
+    restrides: dict[tuple[Value, Label], int] = {}  # w[v,l]
+
+    def supply(coef: dict[int, float], value: Value, label: Label, with_restride: bool) -> None:
+        """Add -y[v,l] (and -w[v,l]) to ``coef``, creating them and w's limiting row once."""
+        info = problem.values[value]
+        if (value, label) not in copies:
+            copies[(value, label)] = lp.var(info.nbytes + tie, False)
+            w = restrides[(value, label)] = lp.var(tie, False)
+            key = info.key(label)
+            limit, const = availability(value, lambda l: l != label and info.key(l) == key)
+            _add(limit, w, 1.0)
+            lp.row(limit, -np.inf, const)
+        _add(coef, copies[(value, label)], -1.0)
+        if with_restride:
+            _add(coef, restrides[(value, label)], -1.0)
 
     for name in problem.node_order:
         modes = problem.modes[name]
-        rows.append(({z_index[(name, k)]: 1.0 for k in range(len(modes))}, 1.0, 1.0))
-        groups: dict[tuple[Value, Order], list[int]] = {}
+        lp.row({z[(name, k)]: 1.0 for k in range(len(modes))}, 1.0, 1.0)
+        groups: dict[tuple[Value, Label], list[int]] = {}
         for k, mode in enumerate(modes):
-            for value, key in mode.needs:
-                groups.setdefault((value, key), []).append(z_index[(name, k)])
-        for (value, key), zs in groups.items():
-            coef, const = availability(value, key)
+            for value, label in mode.needs:
+                groups.setdefault((value, label), []).append(z[(name, k)])
+        for (value, label), zs in groups.items():
+            coef, const = availability(value, lambda l, want=label: l == want)
             for zi in zs:
-                coef[zi] = coef.get(zi, 0.0) + 1.0
-            yi = y(value, key)
-            if yi is not None:
-                coef[yi] = coef.get(yi, 0.0) - 1.0
-            rows.append((coef, -np.inf, const))
-    for value, key in problem.outputs:
-        coef, const = availability(value, key)
-        yi = y(value, key)
-        if yi is not None:
-            coef[yi] = coef.get(yi, 0.0) - 1.0
-        rows.append((coef, -np.inf, const - 1.0))
+                _add(coef, zi, 1.0)
+            if label in problem.values[value].convertible:
+                supply(coef, value, label, with_restride=True)
+            lp.row(coef, -np.inf, const)
+    for value, label in problem.outputs:
+        info = problem.values[value]
+        want = info.key(label)
+        coef, const = availability(value, lambda l: info.key(l) == want)
+        if label in info.convertible:
+            supply(coef, value, label, with_restride=False)
+        lp.row(coef, -np.inf, const - 1.0)
 
-    n_z, n = len(z_index), len(z_index) + len(y_index)
-    tie = 0.4 / max(1, n)
-    c = np.zeros(n)
-    for (name, k), zi in z_index.items():
-        mode = problem.modes[name][k]
-        c[zi] = mode.cost + (0.0 if mode.original else tie)
-    for (value, key), yi in y_index.items():
-        c[yi] = problem.values[value].nbytes + tie
-    integrality = np.zeros(n)
-    integrality[:n_z] = 1
-
-    r, col, data, lo, hi = [], [], [], [], []
-    for i, (coef, lower, upper) in enumerate(rows):
-        for j, v in coef.items():
-            r.append(i)
-            col.append(j)
-            data.append(v)
-        lo.append(lower)
-        hi.append(upper)
-    if n == 0:
-        return Solution({}, [], 0, 0, "empty", time.perf_counter() - start)
-    A = coo_array((data, (r, col)), shape=(len(rows), n)).tocsr()
-    res = milp(c, constraints=LinearConstraint(A, lo, hi), integrality=integrality,
-               bounds=(0, 1), options={"mip_rel_gap": 0.0, "time_limit": time_limit, "presolve": True})
+    res = lp.solve(time_limit)
     if res.x is None:
         raise InternalError(f"layout solver found no plan: {res.message}")
-    x = res.x
     chosen = {}
     for name in problem.node_order:
-        ks = [k for k in range(len(problem.modes[name])) if x[z_index[(name, k)]] > 0.5]
+        ks = [k for k in range(len(problem.modes[name])) if res.x[z[(name, k)]] > 0.5]
         if len(ks) != 1:
             raise InternalError(f"solver picked {len(ks)} modes for node '{name}'")
         chosen[name] = problem.modes[name][ks[0]]
-    copies = [vk for vk, yi in y_index.items() if x[yi] > 0.5]
-    objective = sum(m.cost for m in chosen.values()) + sum(problem.values[v].nbytes for v, _ in copies)
+    objective = sum(m.cost for m in chosen.values()) + sum(
+        problem.values[value].nbytes for (value, _), i in copies.items() if res.x[i] > 0.5)
     dual = getattr(res, "mip_dual_bound", None)
     if dual is None or not np.isfinite(dual):
         dual = res.fun
-    tie_max = tie * n
-    bound = max(0, math.ceil(dual - tie_max - 1e-6))
-    status = "optimal" if res.status == 0 else res.message
-    return Solution(chosen, copies, int(objective), min(bound, int(objective)), status,
-                    time.perf_counter() - start)
+    bound = max(0, math.ceil(dual - tie * len(lp.cost) - 1e-6))
+    status = "optimal" if res.status == 0 else str(res.message)
+    return Solution(chosen, int(objective), min(bound, int(objective)), status, time.perf_counter() - start)
