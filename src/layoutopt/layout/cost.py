@@ -198,6 +198,8 @@ def op_charges(node_name: str, target_op: Any, args: tuple, kwargs: dict, out: A
                     charges.append(Charge(node_name, "movement", target.bytes_of(o.numel(), o.dtype),
                                           f"{ops.op_name(target_op)} reorders memory"))
         return charges
+    if fam is Family.FREE and outs:
+        charges.extend(_mixed_operand_charges(node_name, target_op, args, kwargs, outs[0], target))
     names = ops.activation_arg_names(target_op)
     if not names:
         return charges
@@ -215,6 +217,48 @@ def op_charges(node_name: str, target_op: Any, args: tuple, kwargs: dict, out: A
         if want is not None and key_of(outs[0]) != want:
             charges.append(Charge(node_name, "forced", target.bytes_of(outs[0].numel(), outs[0].dtype),
                                   f"output of {ops.op_name(target_op)} leaves the kernel's layout"))
+    return charges
+
+
+def _tensor_operands(args: tuple, kwargs: dict) -> list[torch.Tensor]:
+    found: list[torch.Tensor] = []
+
+    def walk(v: Any) -> None:
+        if is_tensor(v):
+            found.append(v)
+        elif isinstance(v, (list, tuple)):
+            for x in v:
+                walk(x)
+        elif isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+
+    walk(args)
+    walk(kwargs)
+    return found
+
+
+def _mixed_operand_charges(node_name: str, target_op: Any, args: tuple, kwargs: dict,
+                           out: torch.Tensor, target: Target) -> list[Charge]:
+    """An elementwise-style op reads every operand in its output's layout; an operand laid out
+    otherwise is a transpose on an NHWC backend even though eager reads it strided.
+    Dims are aligned from the right (broadcasting); only dims sized above 1 on both sides count."""
+    out_shape = tuple(out.shape)
+    out_order = tensor_order(out)
+    charges = []
+    for operand in dict.fromkeys(_tensor_operands(args, kwargs)):
+        shape = tuple(operand.shape)
+        if len(shape) > len(out_shape) or operand.numel() <= 1:
+            continue
+        offset = len(out_shape) - len(shape)
+        shared = [d for d in range(len(shape)) if shape[d] != 1 and out_shape[d + offset] != 1]
+        if len(shared) < 2:
+            continue
+        own = [d for d in tensor_order(operand) if d in shared]
+        theirs = [d - offset for d in out_order if d - offset in shared]
+        if own != theirs:
+            charges.append(Charge(node_name, "forced", target.bytes_of(operand.numel(), operand.dtype),
+                                  f"operand of {ops.op_name(target_op)} is read in another layout"))
     return charges
 
 

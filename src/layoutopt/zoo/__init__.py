@@ -13,7 +13,7 @@ import torch
 
 from .models import AttentionBlock, ConvNeXtNano, MobileNetV2Nano, ShuffleNetNano, Wav2LetterNano
 
-DEFAULT = "convnext_nano"
+DEFAULT = "mobilenet_v2_nano"
 
 MODELS: dict[str, Callable[[], tuple[torch.nn.Module, tuple[torch.Tensor, ...]]]] = {
     "convnext_nano": lambda: (ConvNeXtNano(), (torch.randn(1, 3, 64, 64),)),

@@ -1,0 +1,96 @@
+"""``layoutopt`` on the command line: a thin shell over ``layoutopt.optimize``."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+
+from .errors import InputError, LayoutoptError
+
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .targets import TARGETS
+    from .zoo import DEFAULT, MODELS
+
+    p = argparse.ArgumentParser(prog="layoutopt", description="Exact layout planning for exported PyTorch graphs.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--target", default="ethos-u55", choices=sorted(TARGETS), help="deployment target")
+        sp.add_argument("--io-layout", default="contiguous", choices=["contiguous", "channels_last"],
+                        help="layout user inputs and outputs keep (channels_last: ranks 4 and 5)")
+        sp.add_argument("--json", metavar="FILE", help="write the report as JSON")
+        sp.add_argument("--no-verify", action="store_true", help="skip the numerical check")
+
+    opt = sub.add_parser("optimize", help="plan the layouts of a .pt2 program")
+    opt.add_argument("model", help="a .pt2 file written by torch.export.save")
+    opt.add_argument("-o", "--output", required=True, help="where to write the optimized .pt2")
+    opt.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
+    common(opt)
+
+    demo = sub.add_parser("demo", help="optimize a bundled model and print the report")
+    demo.add_argument("--model", default=DEFAULT, choices=sorted(MODELS))
+    common(demo)
+
+    sub.add_parser("targets", help="list the targets and what they need")
+    return p
+
+
+def _write_json(path: str | None, report) -> None:
+    if path:
+        with open(path, "w") as f:
+            f.write(report.to_json() + "\n")
+
+
+def _run(args: argparse.Namespace) -> int:
+    import layoutopt
+    from .files import load_program, save_program
+
+    if args.command == "targets":
+        for t in layoutopt.TARGETS.values():
+            fams = ", ".join(sorted(f.value for f in t.channels_last))
+            print(f"{t.name:10s} {t.summary}; channels-last: {fams}")
+        return 0
+    if args.command == "demo":
+        from .zoo import build
+
+        model, inputs = build(args.model)
+        result = layoutopt.optimize(model, inputs, target=args.target, io_layout=args.io_layout,
+                                    verify=not args.no_verify)
+        print(f"model: {args.model} (bundled, random init)")
+        print(result.report.render(), end="")
+        _write_json(args.json, result.report)
+        return 0
+    if args.command == "optimize":
+        if os.path.exists(args.output) and not args.force:
+            raise InputError(f"'{args.output}' exists; pass --force to overwrite it")
+        program = load_program(args.model)
+        result = layoutopt.optimize(program, target=args.target, io_layout=args.io_layout,
+                                    verify=not args.no_verify)
+        save_program(result.program, args.output, force=args.force, source=args.model)
+        print(result.report.render(), end="")
+        print(f"wrote {args.output}")
+        _write_json(args.json, result.report)
+        return 0
+    raise InputError(f"unknown command {args.command}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    warnings.filterwarnings("ignore")
+    try:
+        return _run(args)
+    except LayoutoptError as exc:
+        print(f"layoutopt: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("layoutopt: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
