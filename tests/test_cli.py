@@ -1,0 +1,78 @@
+"""The command line: exit codes, one-line errors, files never clobbered."""
+import json
+import os
+
+import pytest
+import torch
+
+from layoutopt.cli import main
+from layoutopt.zoo import build
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    model, inputs = build("shufflenet_nano")
+    path = tmp_path_factory.mktemp("m") / "shuffle.pt2"
+    torch.export.save(torch.export.export(model, inputs), str(path))
+    return str(path)
+
+
+def test_demo_prints_the_report(capsys):
+    assert main(["demo", "--model", "mobilenet_v2_nano"]) == 0
+    out = capsys.readouterr().out
+    assert "transposes" in out and "27" in out and "lower bound" in out
+
+
+def test_optimize_writes_a_loadable_program_and_json(saved, tmp_path, capsys):
+    out, js = tmp_path / "o.pt2", tmp_path / "r.json"
+    before = os.path.getmtime(saved)
+    assert main(["optimize", saved, "-o", str(out), "--target", "xnnpack", "--json", str(js)]) == 0
+    report = json.loads(js.read_text())
+    assert report["transposes_after"] == 4 and report["transposes_before"] == 25
+    assert report["target"] == "xnnpack"
+    program = torch.export.load(str(out))
+    assert sum(n.target == torch.ops.aten.clone.default for n in program.graph.nodes) >= 1
+    assert os.path.getmtime(saved) == before
+
+
+def _error(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("layoutopt: error: "), err
+    return err[0]
+
+
+def test_missing_file(capsys, tmp_path):
+    assert main(["optimize", str(tmp_path / "none.pt2"), "-o", str(tmp_path / "o.pt2")]) == 2
+    assert "no such file" in _error(capsys)
+
+
+@pytest.mark.parametrize("content,expect", [(b"", "is empty"), (b"not a zip", "not a .pt2 archive")])
+def test_unreadable_files(capsys, tmp_path, content, expect):
+    bad = tmp_path / "bad.pt2"
+    bad.write_bytes(content)
+    assert main(["optimize", str(bad), "-o", str(tmp_path / "o.pt2")]) == 2
+    assert expect in _error(capsys)
+    assert bad.read_bytes() == content
+
+
+def test_truncated_archive(capsys, saved, tmp_path):
+    cut = tmp_path / "cut.pt2"
+    data = open(saved, "rb").read()
+    cut.write_bytes(data[: len(data) // 2])
+    assert main(["optimize", str(cut), "-o", str(tmp_path / "o.pt2")]) == 2
+    _error(capsys)
+
+
+def test_existing_output_needs_force(capsys, saved, tmp_path):
+    out = tmp_path / "o.pt2"
+    out.write_bytes(b"keep me")
+    assert main(["optimize", saved, "-o", str(out)]) == 2
+    assert "--force" in _error(capsys)
+    assert out.read_bytes() == b"keep me"
+    assert main(["optimize", saved, "-o", str(out), "--force"]) == 0
+
+
+def test_unknown_target_exits_2(capsys, saved, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main(["optimize", saved, "-o", str(tmp_path / "o.pt2"), "--target", "npu9000"])
+    assert exc.value.code == 2
