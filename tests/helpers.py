@@ -27,6 +27,7 @@ def check_plan(model, inputs, *, target="ethos-u55", io_layout="contiguous", bef
     assert rep.transpose_bytes_after == rep.lower_bound_bytes, rep.to_dict()
     assert rep.transpose_bytes_after <= rep.transpose_bytes_before
     assert rep.layout_mismatches == [], rep.layout_mismatches
+    assert rep.plan_mismatches == [], rep.plan_mismatches
     result.program.graph.lint()
     for node in result.program.graph.nodes:
         if node.op == "call_function":

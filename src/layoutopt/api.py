@@ -11,6 +11,7 @@ from torch.export import ExportedProgram
 
 from .errors import ExportError, InputError, LayoutoptError, UnsupportedError
 from .ir.access import static_shape, tensor_outputs
+from .ir.propagate import refresh_meta
 from .layout.cost import IOLayout, Measurement, measure
 from .layout.materialize import materialize
 from .layout.problem import build_problem, user_input_names, user_output_nodes
@@ -68,11 +69,12 @@ def optimize(model: "torch.nn.Module | ExportedProgram", example_inputs: Sequenc
         raise InputError(f"expected an nn.Module or a torch.export.ExportedProgram, got {type(model).__name__}")
     check_static(source)
     program = copy.deepcopy(source)
+    refresh_meta(program.graph_module)  # the strides eager gives, which export's meta may not
 
-    before = measure_program(source, tgt, io)
+    before = measure_program(program, tgt, io)
     problem = build_problem(program, tgt, io)
     solution = solve(problem)
-    materialize(program, problem, solution.chosen)
+    plan_mismatches = materialize(program, problem, solution.chosen)
     after = measure_program(program, tgt, io)
 
     verification = None
@@ -103,5 +105,6 @@ def optimize(model: "torch.nn.Module | ExportedProgram", example_inputs: Sequenc
         conversions_after=[{"node": c.node, "kind": c.kind, "bytes": c.bytes, "detail": c.detail}
                            for c in after.charges],
         layout_mismatches=[] if verification is None else verification.layout_mismatches,
+        plan_mismatches=plan_mismatches,
     )
     return Result(program, report)

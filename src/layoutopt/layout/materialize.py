@@ -18,7 +18,8 @@ from ..errors import InternalError
 from ..ir import ops
 from ..ir.propagate import refresh_meta
 from .perm import Order, Perm, channels_last_order, identity_order
-from .problem import Mode, Problem, Value, user_output_nodes, value_of
+from ..ir.access import tensor_outputs
+from .problem import Mode, Problem, Value, label_of, value_of
 
 _MEMORY_FORMATS = {4: torch.channels_last, 5: torch.channels_last_3d}
 
@@ -75,8 +76,11 @@ class _Editor:
                 user.replace_input_with(alias, to)
 
 
-def materialize(ep: ExportedProgram, problem: Problem, chosen: dict[str, Mode]) -> int:
-    """Edit ``ep`` (a private copy) in place to follow the plan; returns copies inserted."""
+def materialize(ep: ExportedProgram, problem: Problem, chosen: dict[str, Mode]) -> list[str]:
+    """Edit ``ep`` (a private copy) in place to follow the plan.
+
+    Returns the nodes whose recomputed strides differ from the plan's: empty when the graph
+    is exactly the plan the solver costed (and so sits at its bound)."""
     natural: dict[Value, Order] = {}
     for value, info in problem.values.items():
         if info.fixed is not None:
@@ -122,4 +126,9 @@ def materialize(ep: ExportedProgram, problem: Problem, chosen: dict[str, Mode]) 
     editor.graph.lint()
     ep.graph_module.recompile()
     refresh_meta(ep.graph_module)
-    return sum(1 for n in editor.inserted if n.target is ops.CLONE)
+    return [name for name, mode in chosen.items() if _labels(by_name[name]) != dict(mode.gives)]
+
+
+def _labels(node: Node) -> dict[int, tuple[int, ...]]:
+    """Strides of each tensor a node produced, as the plan states them."""
+    return {i: label_of(v) for i, v in tensor_outputs(node)}

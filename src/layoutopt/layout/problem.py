@@ -8,9 +8,10 @@ contiguous, a ``view`` that cannot alias a channels-last input is not a mode at 
 An operand that is not in the layout a mode needs is converted by an explicit copy, shared
 by all consumers that want that layout; the solver chooses modes and copies together.
 
-A label is a tensor's full dim order, size-1 dims included: eager's kernels read the strides
-of size-1 dims when they pick a memory format, so two labels with one ``layout_key`` can
-behave differently downstream although they hold the same bytes. Costs compare keys only.
+A label is a tensor's exact strides: eager's views and kernels read even the strides of
+size-1 dims (a convolution choosing its memory format, a view computing its own strides), so
+two labels with one ``layout_key`` can behave differently downstream although they hold the
+same bytes in the same order. Costs compare keys only.
 
 Ops outside the op table get a single mode: their operands stay as exported.
 """
@@ -32,10 +33,10 @@ from ..ir.access import fake_value, is_tensor, static_shape, tensor_order
 from ..ir.propagate import fake_mode_of, run_fake
 from ..targets import Target
 from .cost import IOLayout, op_charges
-from .perm import Order, channels_last_order, distinct_layouts, identity_order, layout_key, strides_for
+from .perm import Order, channels_last_order, distinct_layouts, identity_order, layout_key, order_of, strides_for
 
 Value = tuple[str, int]  # (producing node, output index; -1 for a single tensor)
-Label = Order  # full dim order of a tensor, from its strides
+Label = tuple[int, ...]  # the exact strides of a tensor
 
 _MAX_COMBOS = 64
 _MAX_LABELS_PER_VALUE = 8
@@ -66,7 +67,7 @@ class ValueInfo:
         return len(self.shape)
 
     def key(self, label: Label) -> Order:
-        return layout_key(self.shape, label)
+        return layout_key(self.shape, order_of(self.shape, label))
 
 
 @dataclass
@@ -83,6 +84,10 @@ class Problem:
     outputs: list[tuple[Value, Label]]  # user outputs and the copy that meets the contract
     declined: list[Declined]
     node_order: list[str]
+
+
+def label_of(t: torch.Tensor) -> Label:
+    return tuple(int(s) for s in t.stride())
 
 
 def value_of(node: Node) -> Value:
@@ -159,7 +164,7 @@ class _Builder:
         if order in info.convertible.values():
             return
         rep = self._convert(next(iter(info.reps.values())), order)
-        label = tensor_order(rep)
+        label = label_of(rep)
         info.convertible.setdefault(label, order)
         info.reps.setdefault(label, rep)
 
@@ -169,7 +174,7 @@ class _Builder:
             shape = static_shape(node, fake)
             info = ValueInfo(value, shape, self.target.bytes_of(fake.numel(), fake.dtype))
             self.values[value] = info
-        label = tensor_order(fake)
+        label = label_of(fake)
         if label not in info.reps and len(info.reps) < _MAX_LABELS_PER_VALUE:
             info.reps[label] = fake
             if len(info.reps) == 1 and distinct_layouts(info.shape) > 1:
@@ -193,8 +198,8 @@ class _Builder:
         self._record(value, fake, node)
         info = self.values[value]
         want = layout_key(info.shape, self.io_layout.order_for(info.rank))
-        if info.key(tensor_order(fake)) == want:
-            info.fixed = tensor_order(fake)
+        if info.key(label_of(fake)) == want:
+            info.fixed = label_of(fake)
         else:
             label = next(l for l in info.reps if info.key(l) == want)
             info.fixed = label
@@ -206,7 +211,7 @@ class _Builder:
         operands = [a for a in dict.fromkeys(node.all_input_nodes) if self.relevant(a)]
         if fam is ops.Family.VIEW and len(operands) == 1:
             self._offer_view_sources(node, operands[0])
-        original = tuple(tensor_order(fake_value(a)) for a in operands)
+        original = tuple(label_of(fake_value(a)) for a in operands)
         if fam is None:
             self.declined.append(Declined(ops.op_name(node.target), node.name,
                                           "op not in the layout table: operands kept as exported"))
@@ -244,7 +249,7 @@ class _Builder:
         wanted = {layout_key(tuple(out.shape), o) for o in conversion_orders(out.dim())}
         source = fake_value(operand)
         for order in itertools.permutations(range(info.rank)):
-            if any(info.key(l) == info.key(order) for l in info.reps):
+            if any(info.key(l) == layout_key(info.shape, order) for l in info.reps):
                 continue
             probe = run_fake(self.mode, torch.empty_strided, (info.shape, strides_for(info.shape, order)),
                              {"dtype": source.dtype})
@@ -264,13 +269,12 @@ class _Builder:
         args, kwargs = _substitute(node, chosen)
         kwargs.update(dict(override))
         target = node.target if op is None else op
-        if is_original:
-            out = fake_value(node)
-        else:
-            try:
-                out = run_fake(self.mode, target, args, kwargs)
-            except Exception:  # eager rejects this layout (e.g. a view that cannot alias it)
+        try:
+            out = run_fake(self.mode, target, args, kwargs)
+        except Exception:  # eager rejects this layout (e.g. a view that cannot alias it)
+            if not is_original:
                 return None
+            out = fake_value(node)
         gives = []
         if is_tensor(out):
             gives.append((-1, self._record((node.name, -1), out, node)))

@@ -24,7 +24,8 @@ class Report:
     seconds: float
     declined: list[dict[str, str]] = field(default_factory=list)
     conversions_after: list[dict[str, Any]] = field(default_factory=list)
-    layout_mismatches: list[str] = field(default_factory=list)
+    layout_mismatches: list[str] = field(default_factory=list)  # real eager strides differ from meta
+    plan_mismatches: list[str] = field(default_factory=list)  # the graph differs from the solved plan
 
     @property
     def optimality_gap(self) -> float:
