@@ -1,11 +1,11 @@
 """layoutopt: exact layout planning for exported PyTorch graphs on NHWC targets."""
-from .api import Result, optimize
+from .api import Result, measure_transposes, optimize
 from .errors import ExportError, InputError, LayoutoptError, TargetError, UnsupportedError
 from .layout.cost import IOLayout
 from .targets import TARGETS, Target, get_target
 
 __all__ = [
-    "optimize", "Result", "LayoutoptError", "InputError", "ExportError", "UnsupportedError",
+    "optimize", "measure_transposes", "Result", "LayoutoptError", "InputError", "ExportError", "UnsupportedError",
     "TargetError", "IOLayout", "TARGETS", "Target", "get_target",
 ]
 __version__ = "0.1.0"

@@ -49,6 +49,15 @@ def measure_program(ep: ExportedProgram, target: Target, io_layout: IOLayout) ->
     return measure(ep.graph.nodes, user_input_names(ep), user_output_nodes(ep), target, io_layout)
 
 
+def measure_transposes(program: ExportedProgram, target: "str | Target" = "xnnpack",
+                       io_layout: "str | IOLayout" = "contiguous") -> Measurement:
+    """The transposes ``program`` costs on ``target`` as it stands (the program is not changed)."""
+    check_static(program)
+    copied = copy.deepcopy(program)
+    refresh_meta(copied.graph_module)
+    return measure_program(copied, get_target(target), IOLayout.parse(io_layout))
+
+
 def optimize(model: "torch.nn.Module | ExportedProgram", example_inputs: Sequence[Any] | None = None, *,
              target: "str | Target" = "xnnpack", io_layout: "str | IOLayout" = "contiguous",
              verify: bool = True, seed: int = 0) -> Result:

@@ -213,8 +213,9 @@ class _Builder:
             self._offer_view_sources(node, operands[0])
         original = tuple(label_of(fake_value(a)) for a in operands)
         if fam is None:
-            self.declined.append(Declined(ops.op_name(node.target), node.name,
-                                          "op not in the layout table: operands kept as exported"))
+            if operands:  # an op that reads no plannable tensor loses nothing by being unknown
+                self.declined.append(Declined(ops.op_name(node.target), node.name,
+                                              "op not in the layout table: operands kept as exported"))
             combos = [original]
         else:
             choices = [list(self.values[value_of(a)].reps) for a in operands]
