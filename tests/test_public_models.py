@@ -1,0 +1,41 @@
+"""Public architectures (Hugging Face transformers classes, small configs, random init):
+every plan at its solver's bound, outputs equal, and never worse than channels_last()."""
+import copy
+import os
+import sys
+
+import pytest
+import torch
+
+from helpers import check_plan
+
+pytest.importorskip("transformers")
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
+from models import HF_SMALL  # noqa: E402
+
+import layoutopt  # noqa: E402
+
+# (transposes before, after) on ethos-u55 with NCHW I/O
+EXPECTED = {
+    "hf_resnet_small": (15, 2),
+    "hf_convnext_small": (4, 2),
+    "hf_mobilevit_small": (105, 38),
+    "hf_segformer_small": (36, 8),
+    "hf_swin_small": (14, 9),
+    "hf_wav2vec2_small": (11, 11),
+}
+
+
+def test_expectations_cover_every_small_model():
+    assert set(EXPECTED) == set(HF_SMALL)
+
+
+@pytest.mark.parametrize("name", sorted(HF_SMALL))
+def test_public_model_plans_at_the_bound_and_beats_channels_last(name):
+    model, inputs = HF_SMALL[name]()
+    before, after = EXPECTED[name]
+    r = check_plan(model, inputs, before=before, after=after, atol=1e-4)
+    cl_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    cl_inputs = tuple(x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x for x in inputs)
+    baseline = layoutopt.measure_transposes(torch.export.export(cl_model, cl_inputs), "ethos-u55")
+    assert r.report.transpose_bytes_after <= baseline.bytes
