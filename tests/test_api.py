@@ -86,3 +86,27 @@ def test_bad_io_layout_is_an_input_error():
     model, inputs = build("mobilenet_v2_nano")
     with pytest.raises(layoutopt.InputError, match="io_layout"):
         layoutopt.optimize(model, inputs, io_layout="nhwc")
+
+
+def test_example_inputs_of_the_wrong_shape_or_dtype_are_input_errors():
+    model, inputs = build("mobilenet_v2_nano")
+    ep = torch.export.export(model, inputs)
+    with pytest.raises(layoutopt.InputError, match=r"input 0 \('x'\) is \(1, 3, 32, 32\)"):
+        layoutopt.optimize(ep, (torch.randn(1, 3, 32, 32),))
+    with pytest.raises(layoutopt.InputError, match="torch.float64"):
+        layoutopt.optimize(ep, (inputs[0].double(),))
+    with pytest.raises(layoutopt.InputError, match="takes 1 input"):
+        layoutopt.optimize(ep, (inputs[0], inputs[0]))
+
+
+def test_graph_of_unknown_ops_only_comes_back_unchanged_with_reasons():
+    class OnlyUnknown(nn.Module):
+        def forward(self, x):
+            return torch.sort(torch.cumprod(x, 1), dim=2).values
+
+    x = torch.randn(1, 3, 4, 4)
+    ep = torch.export.export(OnlyUnknown(), (x,))
+    result = layoutopt.optimize(ep, (x,))
+    assert op_counts(result.program) == op_counts(ep)
+    assert {d["op"] for d in result.report.declined} == {"aten.cumprod.default", "aten.sort.default"}
+    assert result.report.bit_exact

@@ -76,3 +76,23 @@ def test_unknown_target_exits_2(capsys, saved, tmp_path):
     with pytest.raises(SystemExit) as exc:
         main(["optimize", saved, "-o", str(tmp_path / "o.pt2"), "--target", "npu9000"])
     assert exc.value.code == 2
+
+
+def test_saved_program_is_byte_identical_across_runs(saved, tmp_path):
+    outs = []
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        out = tmp_path / sub / "opt.pt2"
+        assert main(["optimize", saved, "-o", str(out)]) == 0
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
+
+
+def test_zip_that_is_not_an_exported_program(capsys, tmp_path):
+    import zipfile
+
+    other = tmp_path / "other.pt2"
+    with zipfile.ZipFile(other, "w") as z:
+        z.writestr("something/else.txt", "hello")
+    assert main(["optimize", str(other), "-o", str(tmp_path / "o.pt2")]) == 2
+    assert "cannot load" in _error(capsys)

@@ -45,6 +45,23 @@ def check_static(ep: ExportedProgram) -> None:
             static_shape(node, value)
 
 
+def check_inputs(ep: ExportedProgram, inputs: tuple) -> None:
+    """Example inputs must match the program's user inputs in count, shape and dtype."""
+    by_name = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
+    names = [s.arg.name for s in ep.graph_signature.input_specs if s.kind.name == "USER_INPUT"]
+    if len(inputs) != len(names):
+        raise InputError(f"the program takes {len(names)} input(s), {len(inputs)} were given")
+    for i, (name, given) in enumerate(zip(names, inputs)):
+        want = by_name[name].meta.get("val")
+        if not isinstance(want, torch.Tensor):
+            continue
+        if not isinstance(given, torch.Tensor):
+            raise InputError(f"input {i} ('{name}') must be a tensor, got {type(given).__name__}")
+        if tuple(given.shape) != tuple(want.shape) or given.dtype != want.dtype:
+            raise InputError(f"input {i} ('{name}') is {tuple(given.shape)} {given.dtype}; the program "
+                             f"expects {tuple(want.shape)} {want.dtype}")
+
+
 def measure_program(ep: ExportedProgram, target: Target, io_layout: IOLayout) -> Measurement:
     return measure(ep.graph.nodes, user_input_names(ep), user_output_nodes(ep), target, io_layout)
 
@@ -86,11 +103,12 @@ def optimize(model: "torch.nn.Module | ExportedProgram", example_inputs: Sequenc
     plan_mismatches = materialize(program, problem, solution.chosen)
     after = measure_program(program, tgt, io)
 
+    inputs = None
+    if example_inputs is not None:
+        inputs = tuple(example_inputs) if isinstance(example_inputs, (list, tuple)) else (example_inputs,)
+        check_inputs(source, inputs)
     verification = None
     if verify:
-        inputs = None
-        if example_inputs is not None:
-            inputs = tuple(example_inputs) if isinstance(example_inputs, (list, tuple)) else (example_inputs,)
         try:
             verification = compare(source, program, inputs, seed)
         except LayoutoptError:
