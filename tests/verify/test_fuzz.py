@@ -21,9 +21,9 @@ def test_fixed_seed_slice_never_fails(target):
 
 
 CONVS = GraphSpec(shape=(1, 4, 6, 6), steps=(
-    Step("conv", (0,), (8, 3, 1, 1, 1, False), (1, 8, 6, 6)),
+    Step("conv", (0,), (8, 3, 1, 1, 1, 1), (1, 8, 6, 6)),
     Step("unary", (1,), ("relu",), (1, 8, 6, 6)),
-    Step("conv", (2,), (8, 1, 1, 1, 0, False), (1, 8, 6, 6)),
+    Step("conv", (2,), (8, 1, 1, 1, 0, 2), (1, 8, 6, 6)),
 ), outputs=(3,))
 
 

@@ -53,7 +53,7 @@ def _step(draw, shapes: list[Shape]) -> tuple[Step, Shape] | None:
     i = draw(st.integers(0, len(shapes) - 1))
     s = shapes[i]
     r = len(s)
-    kinds = ["unary", "bias", "permute", "reduce", "softmax", "slice", "pad", "cat", "scale"]
+    kinds = ["unary", "bias", "permute", "reduce", "softmax", "slice", "split", "pad", "cat", "scale"]
     if r in (3, 4, 5):
         kinds += ["conv"] * 4 + ["flatten_spatial"]
     if r == 4:
@@ -102,6 +102,14 @@ def _step(draw, shapes: list[Shape]) -> tuple[Step, Shape] | None:
         out = list(s)
         out[dim] = s[dim] - start
         return Step("slice", (i,), (dim, start)), tuple(out)
+    if kind == "split":
+        dim = draw(st.integers(0, r - 1))
+        if s[dim] < 2:
+            return None
+        first = draw(st.integers(1, s[dim] - 1))
+        out = list(s)
+        out[dim] = first if draw(st.booleans()) else s[dim] - first
+        return Step("split", (i,), (dim, first, out[dim] == first)), tuple(out)
     if kind == "pad":
         p = draw(st.integers(1, 2))
         out = s[:-1] + (s[-1] + 2 * p,)
@@ -119,14 +127,15 @@ def _step(draw, shapes: list[Shape]) -> tuple[Step, Shape] | None:
         k = draw(st.sampled_from([1, 3]))
         stride = draw(st.sampled_from([1, 1, 2]))
         dil = draw(st.sampled_from([1, 1, 2]))
-        depthwise = draw(st.booleans()) and cout == c
+        groups = draw(st.sampled_from([1, 1, 2, c])) if cout == c else 1
+        groups = groups if c % groups == 0 and cout % groups == 0 else 1
         spatial = s[2:]
         reach = dil * (k - 1)
         pad = reach // 2
         out_sp = tuple((n + 2 * pad - reach - 1) // stride + 1 for n in spatial)
         if any(n < 1 for n in out_sp):
             return None
-        return Step("conv", (i,), (cout, k, stride, dil, pad, depthwise)), (s[0], cout, *out_sp)
+        return Step("conv", (i,), (cout, k, stride, dil, pad, groups)), (s[0], cout, *out_sp)
     if kind == "pool":
         fn = draw(st.sampled_from(["max", "avg", "adaptive"]))
         if fn == "adaptive":
@@ -230,8 +239,8 @@ class FuzzNet(nn.Module):
     @staticmethod
     def _params(step: Step, s: Shape) -> list[Shape]:
         if step.op == "conv":
-            cout, k, _, _, _, depthwise = step.args
-            cin = 1 if depthwise else s[1]
+            cout, k, _, _, _, groups = step.args
+            cin = s[1] // groups
             return [(cout, cin) + (k,) * (len(s) - 2), (cout,)]
         if step.op == "bias":
             return [(s[1],) + (1,) * (len(s) - 2)] if step.args[0] == "channel" else [(s[-1],)]
@@ -279,16 +288,20 @@ class FuzzNet(nn.Module):
         if op == "slice":
             dim, start = a
             return x.narrow(dim, start, x.shape[dim] - start)
+        if op == "split":
+            dim, first, take_first = a
+            parts = torch.split(x, [first, x.shape[dim] - first], dim=dim)
+            return parts[0] if take_first else parts[1]
         if op == "pad":
             return F.pad(x, (a[0], a[0]))
         if op == "cat":
             return torch.cat([x, xs[1]], dim=a[0])
         if op == "conv":
-            cout, k, stride, dil, pad, depthwise = a
+            cout, k, stride, dil, pad, groups = a
             conv = {3: F.conv1d, 4: F.conv2d, 5: F.conv3d}[x.dim()]
             if self.spec.quantize:
                 x = _qdq(x)
-            y = conv(x, p[at], p[at + 1], stride, pad, dil, x.shape[1] if depthwise else 1)
+            y = conv(x, p[at], p[at + 1], stride, pad, dil, groups)
             return _qdq(y) if self.spec.quantize else y
         if op == "pool":
             if a[0] == "adaptive":
