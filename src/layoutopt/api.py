@@ -10,12 +10,13 @@ import torch
 from torch.export import ExportedProgram
 
 from .errors import ExportError, InputError, LayoutoptError, UnsupportedError
-from .ir.access import static_shape, tensor_outputs
+from .ir.access import static_shape, tensor_outputs, user_input_nodes
 from .ir.propagate import refresh_meta
 from .layout.cost import IOLayout, Measurement, measure
 from .layout.materialize import materialize
 from .layout.problem import build_problem, user_input_names, user_output_nodes
 from .layout.solve import solve
+from .rewrites import RewriteLog, rewrite
 from .report import Report
 from .targets import Target, get_target
 from .verify.numerics import compare
@@ -47,12 +48,12 @@ def check_static(ep: ExportedProgram) -> None:
 
 def check_inputs(ep: ExportedProgram, inputs: tuple) -> None:
     """Example inputs must match the program's user inputs in count, shape and dtype."""
-    by_name = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
-    names = [s.arg.name for s in ep.graph_signature.input_specs if s.kind.name == "USER_INPUT"]
-    if len(inputs) != len(names):
-        raise InputError(f"the program takes {len(names)} input(s), {len(inputs)} were given")
-    for i, (name, given) in enumerate(zip(names, inputs)):
-        want = by_name[name].meta.get("val")
+    nodes = user_input_nodes(ep)
+    if len(inputs) != len(nodes):
+        raise InputError(f"the program takes {len(nodes)} input(s), {len(inputs)} were given")
+    for i, (node, given) in enumerate(zip(nodes, inputs)):
+        name = node.name
+        want = node.meta.get("val")
         if not isinstance(want, torch.Tensor):
             continue
         if not isinstance(given, torch.Tensor):
@@ -77,12 +78,13 @@ def measure_transposes(program: ExportedProgram, target: "str | Target" = "xnnpa
 
 def optimize(model: "torch.nn.Module | ExportedProgram", example_inputs: Sequence[Any] | None = None, *,
              target: "str | Target" = "xnnpack", io_layout: "str | IOLayout" = "contiguous",
-             verify: bool = True, seed: int = 0) -> Result:
+             verify: bool = True, seed: int = 0, rewrites: bool = True) -> Result:
     """Lay out every tensor of ``model`` so that an NHWC ``target`` moves the fewest bytes.
 
     ``model`` is an ``nn.Module`` (exported with ``example_inputs``) or an ``ExportedProgram``;
     it is never modified. User inputs and outputs keep ``io_layout``. With ``verify`` the
     result is run against the original on seeded random inputs (or ``example_inputs``).
+    With ``rewrites`` the op-form rules run before planning (``layoutopt.rewrites``).
     """
     start = time.perf_counter()
     tgt = get_target(target)
@@ -98,6 +100,7 @@ def optimize(model: "torch.nn.Module | ExportedProgram", example_inputs: Sequenc
     refresh_meta(program.graph_module)  # the strides eager gives, which export's meta may not
 
     before = measure_program(program, tgt, io)
+    log = rewrite(program, tgt) if rewrites else RewriteLog()
     problem = build_problem(program, tgt, io)
     solution = solve(problem)
     plan_mismatches = materialize(program, problem, solution.chosen)
@@ -128,7 +131,9 @@ def optimize(model: "torch.nn.Module | ExportedProgram", example_inputs: Sequenc
         max_abs_diff=None if verification is None else verification.max_abs_diff,
         bit_exact=None if verification is None else verification.bit_exact,
         seconds=time.perf_counter() - start,
-        declined=[{"op": d.op, "node": d.node, "reason": d.reason} for d in problem.declined],
+        declined=[{"op": d.op, "node": d.node, "reason": d.reason} for d in problem.declined]
+        + [{"op": r.op, "node": r.node, "reason": f"{r.rule}: {r.reason}"} for r in log.rejects],
+        rewrites=dict(sorted(log.applied.items())),
         conversions_after=[{"node": c.node, "kind": c.kind, "bytes": c.bytes, "detail": c.detail}
                            for c in after.charges],
         layout_mismatches=[] if verification is None else verification.layout_mismatches,

@@ -66,3 +66,14 @@ def tensor_outputs(node: Node) -> Iterator[tuple[int, torch.Tensor]]:
         for i, item in enumerate(value):
             if is_tensor(item):
                 yield i, item
+
+
+def input_placeholders(ep) -> list[tuple[Any, Node]]:
+    """``(input spec, placeholder node)`` pairs, by position: a copied program may rename a
+    placeholder (``input`` -> ``input_1``) without renaming its spec."""
+    nodes = [n for n in ep.graph.nodes if n.op == "placeholder"]
+    return list(zip(ep.graph_signature.input_specs, nodes))
+
+
+def user_input_nodes(ep) -> list[Node]:
+    return [n for s, n in input_placeholders(ep) if s.kind.name == "USER_INPUT"]

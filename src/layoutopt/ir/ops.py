@@ -143,3 +143,42 @@ def op_name(target: Any) -> str:
 def activation_arg_names(target: Any) -> tuple[str, ...]:
     op = aten_overload(target)
     return ACTIVATION_ARGS.get(getattr(op, "overloadpacket", None), ())
+
+
+_FUSABLE_ACTIVATIONS = _packets("relu", "relu6", "hardtanh", "clamp", "hardsigmoid", "relu_", "hardtanh_")
+
+
+def _qdq_name(target: Any) -> str | None:
+    op = aten_overload(target)
+    if getattr(op, "namespace", None) not in _QDQ_NAMESPACES:
+        return None
+    return op._schema.name.split("::")[-1]
+
+
+def is_quantize_per_tensor(target: Any) -> bool:
+    return _qdq_name(target) == "quantize_per_tensor"
+
+
+def is_dequantize_per_tensor(target: Any) -> bool:
+    return _qdq_name(target) == "dequantize_per_tensor"
+
+
+def is_dequantize_per_channel(target: Any) -> bool:
+    return _qdq_name(target) == "dequantize_per_channel"
+
+
+def is_fusable_activation(target: Any) -> bool:
+    """Activations NHWC backends fuse into the preceding convolution."""
+    return getattr(aten_overload(target), "overloadpacket", None) in _FUSABLE_ACTIVATIONS
+
+
+def is_batch_norm(target: Any) -> bool:
+    return getattr(aten_overload(target), "overloadpacket", None) is aten.batch_norm
+
+
+def is_unary_elementwise(target: Any) -> bool:
+    """Pointwise in its first operand, whatever that operand's rank (scalars may follow)."""
+    op = aten_overload(target)
+    if is_quantize_per_tensor(op) or is_dequantize_per_tensor(op):
+        return True
+    return torch.Tag.pointwise in getattr(op, "tags", ())

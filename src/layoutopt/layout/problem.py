@@ -29,7 +29,7 @@ from torch.fx import Node
 from torch.fx.node import map_arg
 
 from ..ir import ops
-from ..ir.access import fake_value, is_tensor, static_shape, tensor_order
+from ..ir.access import fake_value, input_placeholders, is_tensor, static_shape, tensor_order, user_input_nodes
 from ..ir.propagate import fake_mode_of, run_fake
 from ..targets import Target
 from .cost import IOLayout, op_charges
@@ -106,11 +106,11 @@ def conversion_orders(rank: int) -> list[Order]:
 
 def constant_names(ep: ExportedProgram) -> set[str]:
     kinds = {InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR, InputKind.CUSTOM_OBJ}
-    return {s.arg.name for s in ep.graph_signature.input_specs if s.kind in kinds}
+    return {n.name for s, n in input_placeholders(ep) if s.kind in kinds}
 
 
 def user_input_names(ep: ExportedProgram) -> set[str]:
-    return {s.arg.name for s in ep.graph_signature.input_specs if s.kind == InputKind.USER_INPUT}
+    return {n.name for n in user_input_nodes(ep)}
 
 
 def user_output_nodes(ep: ExportedProgram) -> list[Node]:

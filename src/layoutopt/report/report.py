@@ -23,6 +23,7 @@ class Report:
     bit_exact: bool | None
     seconds: float
     declined: list[dict[str, str]] = field(default_factory=list)
+    rewrites: dict[str, int] = field(default_factory=dict)  # rule name -> times applied
     conversions_after: list[dict[str, Any]] = field(default_factory=list)
     layout_mismatches: list[str] = field(default_factory=list)  # real eager strides differ from meta
     plan_mismatches: list[str] = field(default_factory=list)  # the graph differs from the solved plan
@@ -54,6 +55,7 @@ class Report:
             ("lower bound bytes", "", f"{self.lower_bound_bytes:,}"),
             ("optimality gap", "", f"{self.optimality_gap:.2%}"),
             ("max abs diff", "", diff),
+            ("rewrites", "", ", ".join(f"{k} x{v}" for k, v in self.rewrites.items()) or "none"),
             ("declined ops", "", str(len(self.declined))),
             ("seconds", "", f"{self.seconds:.2f}"),
         ]

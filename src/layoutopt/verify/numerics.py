@@ -14,18 +14,17 @@ from torch.export.graph_signature import InputKind, OutputKind
 from torch.fx import Interpreter, Node
 
 from ..errors import InputError
-from ..ir.access import is_tensor, tensor_order
+from ..ir.access import is_tensor, tensor_order, user_input_nodes
 from ..layout.perm import layout_key
 
 
 def seeded_inputs(ep: ExportedProgram, seed: int = 0) -> tuple[torch.Tensor, ...]:
     """Random user inputs shaped like the program's, from a fixed seed."""
     gen = torch.Generator().manual_seed(seed)
-    names = [s.arg.name for s in ep.graph_signature.input_specs if s.kind == InputKind.USER_INPUT]
-    by_name = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
     out = []
-    for name in names:
-        val = by_name[name].meta.get("val")
+    for node in user_input_nodes(ep):
+        name = node.name
+        val = node.meta.get("val")
         if not is_tensor(val):
             raise InputError(f"input '{name}' is not a tensor; pass example inputs explicitly")
         shape = tuple(int(s) for s in val.shape)
@@ -41,11 +40,9 @@ def seeded_inputs(ep: ExportedProgram, seed: int = 0) -> tuple[torch.Tensor, ...
 
 def laid_out_like(inputs: Sequence[torch.Tensor], ep: ExportedProgram) -> tuple[torch.Tensor, ...]:
     """``inputs`` copied into the layout the program's user-input placeholders state."""
-    names = [s.arg.name for s in ep.graph_signature.input_specs if s.kind == InputKind.USER_INPUT]
-    by_name = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
     out = []
-    for name, t in zip(names, inputs):
-        val = by_name[name].meta.get("val")
+    for node, t in zip(user_input_nodes(ep), inputs):
+        val = node.meta.get("val")
         if is_tensor(t) and is_tensor(val) and tuple(t.shape) == tuple(val.shape):
             t2 = torch.empty_strided(t.shape, val.stride(), dtype=t.dtype)
             t2.copy_(t)

@@ -1,0 +1,113 @@
+"""conv1d(x, w) -> squeeze(tail(conv2d(unsqueeze(x, 2), unsqueeze(w, 2))), 2).
+
+NHWC targets have 2-D kernels only: a conv1d is run as a conv2d with H = 1, and on a
+channels-last [N, C, 1, L] tensor that is the same bytes as [N, L, C], so the planner can
+chain such convolutions with no copy between them. The weight gains its H dim at compile time
+(a per-channel dequantized weight is unsqueezed as int8, under its dequantize); stride,
+padding and dilation get a leading 1 (0 for padding); groups are kept, so a depthwise conv
+stays depthwise. The activation tail (relu, relu6/hardtanh, clamp, hardsigmoid) moves inside,
+directly after the conv2d, where backends fuse it; a quantize that follows the conv or its
+tail moves inside as well, and a per-tensor dequantize that feeds it gets the unsqueeze before
+it, so q/dq stay next to the ops they belong to.
+
+Declined: transposed convolutions, inputs not of rank 3, weights that are not constants or
+that another op also reads, biases that are not constants.
+"""
+from __future__ import annotations
+
+from torch.fx import Node
+
+from ..ir import ops
+from ..ir.access import arg_by_name, fake_value
+from .base import GraphEdit, Match, Reject, Rule
+
+aten = ops.aten
+
+
+class Conv1dToConv2d(Rule):
+    name = "conv1d_to_conv2d"
+    anchors = frozenset({aten.conv1d, aten.convolution})
+
+    def match(self, node: Node, edit: GraphEdit) -> Match | Reject | None:
+        x = arg_by_name(node, "input")
+        val = fake_value(x) if isinstance(x, Node) else None
+        if val is None or val.dim() != 3:
+            return None
+        if ops.aten_overload(node.target) is aten.convolution.default and arg_by_name(node, "transposed"):
+            return self.reject(node, "transposed convolution")
+        weight = arg_by_name(node, "weight")
+        source, dequant = _constant_source(weight, edit)
+        if source is None:
+            return self.reject(node, "weight is not a constant")
+        if len(source.users) != 1 or (dequant is not None and len(dequant.users) != 1):
+            return self.reject(node, "weight is shared with another op")
+        bias = arg_by_name(node, "bias")
+        if bias is not None and edit.constant(bias) is None:
+            return self.reject(node, "bias is not a constant")
+        return Match(node, {"x": x, "weight": source, "dequant": dequant, "bias": bias})
+
+    def rewrite(self, edit: GraphEdit, m: Match) -> None:
+        conv: Node = m.node
+        first = lambda v: [v[0]] if isinstance(v, (list, tuple)) else [v]  # noqa: E731
+        stride = [1] + first(arg_by_name(conv, "stride"))
+        dilation = [1] + first(arg_by_name(conv, "dilation"))
+        padding = arg_by_name(conv, "padding")
+        padding = padding if isinstance(padding, str) else [0] + first(padding)
+        groups = arg_by_name(conv, "groups")
+
+        edit.relayout_constant(m["weight"], lambda w: w.unsqueeze(2))
+        weight = m["dequant"] if m["dequant"] is not None else m["weight"]
+        if m["dequant"] is not None:
+            edit.refresh(m["dequant"])
+
+        x4 = _unsqueeze_input(edit, m["x"], conv)
+        target = aten.conv2d.padding if isinstance(padding, str) else aten.conv2d.default
+        y = edit.call(target, (x4, weight, m["bias"], stride, padding, dilation, groups), like=conv)
+        last = conv
+        while True:  # pull the fusable tail (and its quantize) inside the 4-D region
+            nxt = _sole_user(last)
+            if nxt is None or not _is_tail(nxt, last):
+                break
+            y = edit.call(nxt.target, (y, *nxt.args[1:]), dict(nxt.kwargs), like=nxt)
+            last = nxt
+        out = edit.call(aten.squeeze.dim, (y, 2), like=last, after=y)
+        last.replace_all_uses_with(out)
+        while last is not conv:
+            prev = last.args[0]
+            edit.graph.erase_node(last)
+            last = prev
+        edit.graph.erase_node(conv)
+        edit.erase_if_dead(m["x"])
+
+
+def _constant_source(weight, edit: GraphEdit) -> tuple[Node | None, Node | None]:
+    """The constant placeholder behind a weight, and the per-channel dequantize between them."""
+    if not isinstance(weight, Node):
+        return None, None
+    if edit.constant(weight) is not None:
+        return weight, None
+    if ops.is_dequantize_per_channel(weight.target) and edit.constant(weight.args[0]) is not None \
+            and weight.args[3] == 0:
+        return weight.args[0], weight
+    return None, None
+
+
+def _unsqueeze_input(edit: GraphEdit, x: Node, conv: Node) -> Node:
+    """unsqueeze(x, 2), placed under a per-tensor dequantize that feeds only this conv."""
+    if ops.is_dequantize_per_tensor(x.target) and len(x.users) == 1 and isinstance(x.args[0], Node):
+        q4 = edit.call(aten.unsqueeze.default, (x.args[0], 2), like=x)
+        return edit.call(x.target, (q4, *x.args[1:]), dict(x.kwargs), like=x)
+    return edit.call(aten.unsqueeze.default, (x, 2), like=conv)
+
+
+def _sole_user(node: Node) -> Node | None:
+    return next(iter(node.users)) if len(node.users) == 1 else None
+
+
+def _is_tail(node: Node, producer: Node) -> bool:
+    """An activation or per-tensor quantize applied to ``producer`` alone, rank-agnostic."""
+    if node.op != "call_function" or not node.args or node.args[0] is not producer:
+        return False
+    if any(isinstance(a, Node) for a in node.args[1:]) or any(isinstance(v, Node) for v in node.kwargs.values()):
+        return False
+    return ops.is_fusable_activation(node.target) or ops.is_quantize_per_tensor(node.target)

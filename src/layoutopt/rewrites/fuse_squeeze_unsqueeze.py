@@ -1,0 +1,85 @@
+"""Unit-dim view pairs that cancel, so consecutive conv1d-as-conv2d layers meet in 4-D.
+
+* ``unsqueeze(squeeze(x, d), d) -> x`` when ``x.shape[d] == 1``.
+* ``f(squeeze(x, d)) -> squeeze(f(x), d)`` for an elementwise ``f`` of that one tensor (an
+  activation, a per-tensor quantize or dequantize, a scalar arithmetic op) and for
+  ``batch_norm`` (its channel dim, 1, is unchanged when ``d >= 2``): the squeeze sinks toward
+  the next unsqueeze. Only when the squeeze has no other user, so no view is duplicated.
+"""
+from __future__ import annotations
+
+from torch.fx import Node
+
+from ..ir import ops
+from ..ir.access import fake_value
+from .base import GraphEdit, Match, Reject, Rule
+
+aten = ops.aten
+
+
+def _squeezed_dim(node: Node) -> int | None:
+    """The one dim a ``squeeze.dim`` / ``squeeze.dims`` node removes, if it removes exactly one."""
+    if not isinstance(node, Node) or node.op != "call_function":
+        return None
+    packet = getattr(ops.aten_overload(node.target), "overloadpacket", None)
+    if packet not in (aten.squeeze, aten.squeeze_copy) or len(node.args) < 2:
+        return None
+    dims = node.args[1]
+    dims = list(dims) if isinstance(dims, (list, tuple)) else [dims]
+    source = fake_value(node.args[0])
+    if len(dims) != 1 or source is None:
+        return None
+    d = dims[0] % source.dim()
+    return d if source.shape[d] == 1 else None
+
+
+class CancelUnsqueezeOfSqueeze(Rule):
+    """unsqueeze(squeeze(x, d), d) -> x, for x.shape[d] == 1."""
+
+    name = "cancel_squeeze_unsqueeze"
+    anchors = frozenset({aten.unsqueeze, aten.unsqueeze_copy})
+
+    def match(self, node: Node, edit: GraphEdit) -> Match | Reject | None:
+        squeeze = node.args[0]
+        d = _squeezed_dim(squeeze)
+        if d is None:
+            return None
+        out = fake_value(node)
+        if node.args[1] % out.dim() != d:
+            return None
+        return Match(node, {"x": squeeze.args[0], "squeeze": squeeze})
+
+    def rewrite(self, edit: GraphEdit, m: Match) -> None:
+        edit.replace(m.node, m["x"])
+        edit.erase_if_dead(m["squeeze"])
+
+
+class SinkSqueeze(Rule):
+    """f(squeeze(x, d)) -> squeeze(f(x), d), f elementwise on one tensor (or batch_norm, d >= 2)."""
+
+    name = "sink_squeeze"
+
+    def applies(self, node: Node) -> bool:
+        return ops.is_unary_elementwise(node.target) or ops.is_batch_norm(node.target)
+
+    def match(self, node: Node, edit: GraphEdit) -> Match | Reject | None:
+        if not node.args or not isinstance(node.args[0], Node):
+            return None
+        squeeze = node.args[0]
+        d = _squeezed_dim(squeeze)
+        if d is None or len(squeeze.users) != 1:
+            return None
+        others = [a for a in node.all_input_nodes if a is not squeeze]
+        if ops.is_batch_norm(node.target):
+            if d < 2 or any(edit.constant(a) is None for a in others):
+                return None
+        elif not ops.is_unary_elementwise(node.target) or others:
+            return None
+        return Match(node, {"x": squeeze.args[0], "squeeze": squeeze, "dim": d})
+
+    def rewrite(self, edit: GraphEdit, m: Match) -> None:
+        node = m.node
+        inner = edit.call(node.target, (m["x"], *node.args[1:]), dict(node.kwargs), like=node)
+        out = edit.call(aten.squeeze.dim, (inner, m["dim"]), like=m["squeeze"], after=inner)
+        edit.replace(node, out)
+        edit.erase_if_dead(m["squeeze"])
