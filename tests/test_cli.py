@@ -72,10 +72,17 @@ def test_existing_output_needs_force(capsys, saved, tmp_path):
     assert main(["optimize", saved, "-o", str(out), "--force"]) == 0
 
 
-def test_unknown_target_exits_2(capsys, saved, tmp_path):
-    with pytest.raises(SystemExit) as exc:
-        main(["optimize", saved, "-o", str(tmp_path / "o.pt2"), "--target", "npu9000"])
-    assert exc.value.code == 2
+def test_unknown_target_is_one_line_and_exit_2(capsys, saved, tmp_path):
+    assert main(["optimize", saved, "-o", str(tmp_path / "o.pt2"), "--target", "npu9000"]) == 2
+    assert "unknown target 'npu9000'; choose one of: ethos-u55" in _error(capsys)
+    assert not (tmp_path / "o.pt2").exists()
+
+
+def test_unknown_demo_model_and_io_layout_are_one_line(capsys):
+    assert main(["demo", "--model", "nope"]) == 2
+    assert "unknown model 'nope'" in _error(capsys)
+    assert main(["demo", "--io-layout", "nhwc"]) == 2
+    assert "io_layout must be" in _error(capsys)
 
 
 def test_saved_program_is_byte_identical_across_runs(saved, tmp_path):

@@ -20,9 +20,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--target", default="ethos-u55", choices=sorted(TARGETS), help="deployment target")
-        sp.add_argument("--io-layout", default="contiguous", choices=["contiguous", "channels_last"],
-                        help="layout user inputs and outputs keep (channels_last: ranks 4 and 5)")
+        # checked by layoutopt itself, so that a wrong value is one line, not a usage dump
+        sp.add_argument("--target", default="ethos-u55", help=f"deployment target: {', '.join(TARGETS)}")
+        sp.add_argument("--io-layout", default="contiguous",
+                        help="layout user inputs and outputs keep: contiguous or channels_last (ranks 4 and 5)")
         sp.add_argument("--json", metavar="FILE", help="write the report as JSON")
         sp.add_argument("--no-verify", action="store_true", help="skip the numerical check")
 
@@ -33,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     common(opt)
 
     demo = sub.add_parser("demo", help="optimize a bundled model and print the report")
-    demo.add_argument("--model", default=DEFAULT, choices=sorted(MODELS))
+    demo.add_argument("--model", default=DEFAULT, help=f"bundled model: {', '.join(MODELS)}")
     common(demo)
 
     sub.add_parser("targets", help="list the targets and what they need")
@@ -66,6 +67,7 @@ def _run(args: argparse.Namespace) -> int:
         _write_json(args.json, result.report)
         return 0
     if args.command == "optimize":
+        layoutopt.get_target(args.target)
         if os.path.exists(args.output) and not args.force:
             raise InputError(f"'{args.output}' exists; pass --force to overwrite it")
         program = load_program(args.model)
