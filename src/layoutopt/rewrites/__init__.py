@@ -6,12 +6,18 @@ from torch.export import ExportedProgram
 from ..targets import Target
 from .base import GraphEdit, Match, Reject, RewriteLog, Rule, run_rules
 from .conv1d_to_conv2d import Conv1dToConv2d
+from .conv1x1_to_fc import Conv1x1ToFullyConnected
+from .fuse_permute_chains import ComposePermutes, FoldConstantPermute
 from .fuse_squeeze_unsqueeze import CancelUnsqueezeOfSqueeze, SinkSqueeze
 
 
 def rules_for(target: Target) -> list[Rule]:
     """The rules that pay on ``target``, in the order they run each round."""
-    return [Conv1dToConv2d(), SinkSqueeze(), CancelUnsqueezeOfSqueeze()]
+    rules: list[Rule] = [ComposePermutes(), FoldConstantPermute(), Conv1dToConv2d(), SinkSqueeze(),
+                         CancelUnsqueezeOfSqueeze()]
+    if target.fc_for_pointwise:
+        rules.append(Conv1x1ToFullyConnected())
+    return rules
 
 
 def rewrite(ep: ExportedProgram, target: Target) -> RewriteLog:

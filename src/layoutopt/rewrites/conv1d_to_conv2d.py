@@ -20,6 +20,7 @@ from torch.fx import Node
 from ..ir import ops
 from ..ir.access import arg_by_name, fake_value
 from .base import GraphEdit, Match, Reject, Rule
+from .qdq import constant_weight, pull_tail, replace_chain, view_before
 
 aten = ops.aten
 
@@ -36,7 +37,7 @@ class Conv1dToConv2d(Rule):
         if ops.aten_overload(node.target) is aten.convolution.default and arg_by_name(node, "transposed"):
             return self.reject(node, "transposed convolution")
         weight = arg_by_name(node, "weight")
-        source, dequant = _constant_source(weight, edit)
+        source, dequant = constant_weight(weight, edit)
         if source is None:
             return self.reject(node, "weight is not a constant")
         if len(source.users) != 1 or (dequant is not None and len(dequant.users) != 1):
@@ -60,54 +61,10 @@ class Conv1dToConv2d(Rule):
         if m["dequant"] is not None:
             edit.refresh(m["dequant"])
 
-        x4 = _unsqueeze_input(edit, m["x"], conv)
+        x4 = view_before(edit, m["x"], aten.unsqueeze.default, (2,), like=conv)
         target = aten.conv2d.padding if isinstance(padding, str) else aten.conv2d.default
         y = edit.call(target, (x4, weight, m["bias"], stride, padding, dilation, groups), like=conv)
-        last = conv
-        while True:  # pull the fusable tail (and its quantize) inside the 4-D region
-            nxt = _sole_user(last)
-            if nxt is None or not _is_tail(nxt, last):
-                break
-            y = edit.call(nxt.target, (y, *nxt.args[1:]), dict(nxt.kwargs), like=nxt)
-            last = nxt
+        last, y = pull_tail(edit, conv, y)  # activation and quantize stay next to the conv
         out = edit.call(aten.squeeze.dim, (y, 2), like=last, after=y)
-        last.replace_all_uses_with(out)
-        while last is not conv:
-            prev = last.args[0]
-            edit.graph.erase_node(last)
-            last = prev
-        edit.graph.erase_node(conv)
+        replace_chain(edit, conv, last, out)
         edit.erase_if_dead(m["x"])
-
-
-def _constant_source(weight, edit: GraphEdit) -> tuple[Node | None, Node | None]:
-    """The constant placeholder behind a weight, and the per-channel dequantize between them."""
-    if not isinstance(weight, Node):
-        return None, None
-    if edit.constant(weight) is not None:
-        return weight, None
-    if ops.is_dequantize_per_channel(weight.target) and edit.constant(weight.args[0]) is not None \
-            and weight.args[3] == 0:
-        return weight.args[0], weight
-    return None, None
-
-
-def _unsqueeze_input(edit: GraphEdit, x: Node, conv: Node) -> Node:
-    """unsqueeze(x, 2), placed under a per-tensor dequantize that feeds only this conv."""
-    if ops.is_dequantize_per_tensor(x.target) and len(x.users) == 1 and isinstance(x.args[0], Node):
-        q4 = edit.call(aten.unsqueeze.default, (x.args[0], 2), like=x)
-        return edit.call(x.target, (q4, *x.args[1:]), dict(x.kwargs), like=x)
-    return edit.call(aten.unsqueeze.default, (x, 2), like=conv)
-
-
-def _sole_user(node: Node) -> Node | None:
-    return next(iter(node.users)) if len(node.users) == 1 else None
-
-
-def _is_tail(node: Node, producer: Node) -> bool:
-    """An activation or per-tensor quantize applied to ``producer`` alone, rank-agnostic."""
-    if node.op != "call_function" or not node.args or node.args[0] is not producer:
-        return False
-    if any(isinstance(a, Node) for a in node.args[1:]) or any(isinstance(v, Node) for v in node.kwargs.values()):
-        return False
-    return ops.is_fusable_activation(node.target) or ops.is_quantize_per_tensor(node.target)

@@ -24,6 +24,7 @@ class Target:
     channels_last: frozenset  # families whose kernels read and write channels-last
     dense_last: frozenset  # families that need the last logical dim innermost
     element_bytes: int | None  # deployed bytes per element; None keeps the graph's dtype
+    fc_for_pointwise: bool = False  # a 1x1 conv on a 1x1 input runs faster as fully connected
 
     def bytes_of(self, numel: int, dtype: torch.dtype) -> int:
         size = self.element_bytes if self.element_bytes is not None else dtype.itemsize
@@ -34,10 +35,11 @@ TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
         Target("ethos-u55", "Arm Ethos-U55 NPU via TOSA and Vela (int8, NHWC kernels; transposes are emulated)",
-               _NHWC, _DENSE_LAST, 1),
+               _NHWC, _DENSE_LAST, 1, fc_for_pointwise=True),
         Target("ethos-u85", "Arm Ethos-U85 NPU via TOSA and Vela (int8, NHWC kernels, native transpose)",
-               _NHWC, _DENSE_LAST, 1),
-        Target("cortex-m", "Cortex-M with CMSIS-NN kernels (int8, NHWC)", _NHWC, _DENSE_LAST, 1),
+               _NHWC, _DENSE_LAST, 1, fc_for_pointwise=True),
+        Target("cortex-m", "Cortex-M with CMSIS-NN kernels (int8, NHWC)", _NHWC, _DENSE_LAST, 1,
+               fc_for_pointwise=True),
         Target("xnnpack", "XNNPACK on mobile CPUs (NHWC kernels, float or int8)", _NHWC, _DENSE_LAST, None),
         Target("cpu", "PyTorch eager on CPU (oneDNN prefers channels-last convolutions)",
                frozenset({Family.CONV}), frozenset({Family.MATMUL}), None),
