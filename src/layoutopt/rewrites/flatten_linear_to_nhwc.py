@@ -1,0 +1,84 @@
+"""linear(flatten(x), W) -> linear(flatten(permute(x, [0, 2, 3, 1])), W') with
+W' = W.view(O, C, H, W).permute(0, 2, 3, 1).reshape(O, C*H*W), made at compile time.
+
+A CNN head that flattens NCHW features into a linear layer forces a transpose on an NHWC
+target: the NHWC bytes are not in C, H, W order. Reading them in H, W, C order instead and
+permuting the weight's input columns to match gives the same products; the permute is then a
+free view of the channels-last tensor. Applied only where ``x`` comes from an op that the
+target runs channels-last (through elementwise ops and q/dq), so the permute is a view.
+
+Declined: weights that are not constants or that another op also reads.
+"""
+from __future__ import annotations
+
+from torch.fx import Node
+
+from ..ir import ops
+from ..ir.access import arg_by_name, fake_value
+from ..targets import Target
+from .base import GraphEdit, Match, Reject, Rule
+from .qdq import constant_weight
+
+aten = ops.aten
+
+
+class FlattenLinearToNHWC(Rule):
+    name = "flatten_linear_to_nhwc"
+    anchors = frozenset({aten.linear})
+
+    def __init__(self, target: Target):
+        self.target = target
+
+    def match(self, node: Node, edit: GraphEdit) -> Match | Reject | None:
+        flat = arg_by_name(node, "input")
+        x = _flattened_source(flat)
+        if x is None or len(flat.users) != 1:
+            return None
+        shape = tuple(fake_value(x).shape)
+        if shape[2] * shape[3] == 1 or not self._channels_last_producer(x):
+            return None
+        source, dequant = constant_weight(arg_by_name(node, "weight"), edit)
+        if source is None:
+            return self.reject(node, "weight is not a constant")
+        if len(source.users) != 1 or (dequant is not None and len(dequant.users) != 1):
+            return self.reject(node, "weight is shared with another op")
+        return Match(node, {"x": x, "flat": flat, "shape": shape, "weight": source, "dequant": dequant})
+
+    def _channels_last_producer(self, x: Node) -> bool:
+        """Whether ``x`` comes from an op the target runs channels-last, through elementwise ops."""
+        while isinstance(x, Node) and x.op == "call_function":
+            if ops.family(x.target) in self.target.channels_last:
+                return True
+            if not ops.is_unary_elementwise(x.target) and not ops.is_batch_norm(x.target):
+                return False
+            x = x.args[0]
+        return False
+
+    def rewrite(self, edit: GraphEdit, m: Match) -> None:
+        _, c, h, w = m["shape"]
+        edit.relayout_constant(m["weight"], lambda t: t.reshape(t.shape[0], c, h, w).permute(0, 2, 3, 1)
+                               .reshape(t.shape[0], c * h * w))
+        if m["dequant"] is not None:
+            edit.refresh(m["dequant"])
+        nhwc = edit.call(aten.permute.default, (m["x"], [0, 2, 3, 1]), like=m["flat"])
+        flat = edit.call(aten.flatten.using_ints, (nhwc, 1), like=m["flat"])
+        m.node.replace_input_with(m["flat"], flat)
+        edit.refresh(m.node)
+        edit.erase_if_dead(m["flat"])
+
+
+def _flattened_source(flat) -> Node | None:
+    """``x`` when ``flat`` is ``x[N, C, H, W]`` flattened to ``[N, C*H*W]``."""
+    if not isinstance(flat, Node) or flat.op != "call_function":
+        return None
+    overload = ops.aten_overload(flat.target)
+    packet = getattr(overload, "overloadpacket", None)
+    if packet not in (aten.flatten, aten.view, aten.reshape, aten._unsafe_view):
+        return None
+    x = flat.args[0]
+    src, out = fake_value(x) if isinstance(x, Node) else None, fake_value(flat)
+    if src is None or out is None or src.dim() != 4 or out.dim() != 2:
+        return None
+    if out.shape[0] != src.shape[0] or out.shape[1] != src.shape[1] * src.shape[2] * src.shape[3]:
+        return None
+    return x
