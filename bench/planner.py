@@ -54,6 +54,7 @@ def run(name, target):
         "layoutopt_cl_io_bytes": cl_io.report.transpose_bytes_after,
         "max_abs_diff": r.max_abs_diff, "bit_exact": r.bit_exact,
         "declined": sorted({d["op"] for d in r.declined}),
+        "rewrites": r.rewrites,
         "export_seconds": export_s, "optimize_seconds": r.seconds,
     }
 
@@ -63,7 +64,7 @@ def table(rows):
 
     t = Table(title=f"layoutopt planner, target {rows[0]['target'] if rows else ''}: transposes / MiB moved")
     for col in ["model", "nodes", "exported", "channels_last()", "layoutopt", "lower bound", "gap",
-                "layoutopt, NHWC I/O", "max abs diff", "seconds"]:
+                "layoutopt, NHWC I/O", "rewrites", "max abs diff", "seconds"]:
         t.add_column(col, justify="left" if col == "model" else "right")
 
     def cell(n, b):
@@ -75,6 +76,7 @@ def table(rows):
                   cell(r["layoutopt_transposes"], r["layoutopt_bytes"]), f"{r['lower_bound_bytes'] / MIB:.2f}",
                   f"{r['optimality_gap']:.1%}",
                   cell(r["layoutopt_cl_io_transposes"], r["layoutopt_cl_io_bytes"]),
+                  " ".join(f"{k}:{v}" for k, v in r["rewrites"].items()) or "-",
                   "bit-exact" if r["bit_exact"] else f"{r['max_abs_diff']:.2g}", f"{r['optimize_seconds']:.1f}")
     return t
 
@@ -90,7 +92,7 @@ def main():
     from rich.progress import track
 
     rows = [run(name, args.target) for name in track(args.models.split(","), description="planning")]
-    Console(width=160).print(table(rows))
+    Console(width=200).print(table(rows))
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump(rows, f, indent=2)
