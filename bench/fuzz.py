@@ -25,6 +25,7 @@ from layoutopt.verify.fuzz import check, graphs
 
 def run_target(target: str, n: int, rng_seed: int, progress) -> dict:
     counts: Counter = Counter()
+    fired: Counter = Counter()  # graphs on which each rule fired
     first_failure: list = []
 
     @seed(rng_seed)
@@ -34,6 +35,7 @@ def run_target(target: str, n: int, rng_seed: int, progress) -> dict:
     def sweep(spec):
         outcome = check(spec, target)
         counts[outcome.status] += 1
+        fired.update(outcome.rewrites.keys())
         if outcome.status == "failed" and not first_failure:
             first_failure.append((spec, outcome.detail))
         progress()
@@ -60,7 +62,8 @@ def run_target(target: str, n: int, rng_seed: int, progress) -> dict:
         spec, detail = (shrunk or first_failure)[0]
         reproducer = {"spec": repr(spec), "detail": detail}
     return {"target": target, "graphs": sum(counts.values()), "passed": counts["passed"],
-            "declined": counts["declined"], "failed": counts["failed"], "reproducer": reproducer}
+            "declined": counts["declined"], "failed": counts["failed"], "reproducer": reproducer,
+            "rules_fired": dict(sorted(fired.items()))}
 
 
 def main() -> None:
@@ -92,6 +95,8 @@ def main() -> None:
                       f"{r['seconds']:.0f}")
     console = Console(width=120)
     console.print(table)
+    for r in rows:
+        console.print(f"{r['target']}: graphs on which each rule fired: {r['rules_fired']}")
     for r in rows:
         if r["reproducer"]:
             console.print(f"[bold]{r['target']}[/]: {r['reproducer']['detail']}\n{r['reproducer']['spec']}")
