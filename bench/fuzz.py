@@ -11,13 +11,16 @@ a LayoutoptError; anything else fails. Failures are then shrunk by hypothesis an
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import sys
 import time
 import warnings
 from collections import Counter
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
+
+sys.path.insert(0, os.path.dirname(__file__))
+from common import write_json  # noqa: E402
 
 from layoutopt.targets import TARGETS
 from layoutopt.verify.fuzz import check, graphs
@@ -100,10 +103,7 @@ def main() -> None:
     for r in rows:
         if r["reproducer"]:
             console.print(f"[bold]{r['target']}[/]: {r['reproducer']['detail']}\n{r['reproducer']['spec']}")
-    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    with open(args.json, "w") as f:
-        json.dump(rows, f, indent=2)
-    print(f"wrote {args.json}")
+    write_json(rows, args.json)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import sys
 import time
@@ -21,6 +20,7 @@ import warnings
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
+from common import write_json  # noqa: E402
 from models import ALL  # noqa: E402
 
 import layoutopt  # noqa: E402
@@ -93,10 +93,7 @@ def main():
 
     rows = [run(name, args.target) for name in track(args.models.split(","), description="planning")]
     Console(width=200).print(table(rows))
-    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    with open(args.json, "w") as f:
-        json.dump(rows, f, indent=2)
-    print(f"wrote {args.json}")
+    write_json(rows, args.json)
 
 
 if __name__ == "__main__":

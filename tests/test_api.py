@@ -1,5 +1,4 @@
 """optimize(): inputs never mutated, idempotent, errors a user can act on."""
-import copy
 
 import pytest
 import torch

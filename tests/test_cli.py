@@ -17,6 +17,15 @@ def saved(tmp_path_factory):
     return str(path)
 
 
+def test_demo_of_a_conv1d_model_shows_rewrites_and_can_skip_them(capsys, tmp_path):
+    js = tmp_path / "r.json"
+    assert main(["demo", "--model", "wav2letter_nano", "--json", str(js)]) == 0
+    assert "conv1d_to_conv2d x5" in capsys.readouterr().out
+    assert json.loads(js.read_text())["transposes_after"] == 2
+    assert main(["demo", "--model", "wav2letter_nano", "--no-rewrites", "--json", str(js)]) == 0
+    assert json.loads(js.read_text())["transposes_after"] == 10
+
+
 def test_demo_prints_the_report(capsys):
     assert main(["demo", "--model", "mobilenet_v2_nano"]) == 0
     out = capsys.readouterr().out

@@ -5,6 +5,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from helpers import check_plan, op_counts
+from layoutopt.zoo.models import ConvNeXtBlock
 
 
 class ConvChain(nn.Module):
@@ -114,23 +115,9 @@ def test_split_concat_pad_and_reductions_need_no_transposes_inside():
     assert r.report.declined == []
 
 
-class ConvNeXtStyleBlock(nn.Module):
-    def __init__(self, dim=8):
-        super().__init__()
-        self.dw = nn.Conv2d(dim, dim, 7, padding=3, groups=dim)
-        self.norm = nn.LayerNorm(dim)
-        self.fc1 = nn.Linear(dim, 2 * dim)
-        self.fc2 = nn.Linear(2 * dim, dim)
-
-    def forward(self, x):
-        y = self.dw(x).permute(0, 2, 3, 1)
-        y = self.fc2(F.gelu(self.fc1(self.norm(y)))).permute(0, 3, 1, 2)
-        return x + y
-
-
 def test_permute_layernorm_linear_block_has_no_internal_transposes():
     # the input is converted once for the conv; the residual add reads the same copy
-    r = check_plan(ConvNeXtStyleBlock().eval(), x4(8), after=2)
+    r = check_plan(ConvNeXtBlock(8).eval(), x4(8), after=2)
     assert [c["bytes"] for c in r.report.conversions_after] == [8 * 8 * 8, 8 * 8 * 8]
 
 

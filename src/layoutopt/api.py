@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import torch
 from torch.export import ExportedProgram
 
-from .errors import ExportError, InputError, LayoutoptError, UnsupportedError
+from .errors import ExportError, InputError, LayoutoptError
 from .ir.access import static_shape, tensor_outputs, user_input_nodes
 from .ir.propagate import refresh_meta
 from .layout.cost import IOLayout, Measurement, measure

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import warnings
@@ -26,6 +25,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="layout user inputs and outputs keep: contiguous or channels_last (ranks 4 and 5)")
         sp.add_argument("--json", metavar="FILE", help="write the report as JSON")
         sp.add_argument("--no-verify", action="store_true", help="skip the numerical check")
+        sp.add_argument("--no-rewrites", action="store_true", help="plan layouts only; leave op forms alone")
 
     opt = sub.add_parser("optimize", help="plan the layouts of a .pt2 program")
     opt.add_argument("model", help="a .pt2 file written by torch.export.save")
@@ -61,7 +61,7 @@ def _run(args: argparse.Namespace) -> int:
 
         model, inputs = build(args.model)
         result = layoutopt.optimize(model, inputs, target=args.target, io_layout=args.io_layout,
-                                    verify=not args.no_verify)
+                                    verify=not args.no_verify, rewrites=not args.no_rewrites)
         print(f"model: {args.model} (bundled, random init)")
         print(result.report.render(), end="")
         _write_json(args.json, result.report)
@@ -72,7 +72,7 @@ def _run(args: argparse.Namespace) -> int:
             raise InputError(f"'{args.output}' exists; pass --force to overwrite it")
         program = load_program(args.model)
         result = layoutopt.optimize(program, target=args.target, io_layout=args.io_layout,
-                                    verify=not args.no_verify)
+                                    verify=not args.no_verify, rewrites=not args.no_rewrites)
         save_program(result.program, args.output, force=args.force, source=args.model)
         print(result.report.render(), end="")
         print(f"wrote {args.output}")

@@ -20,7 +20,8 @@ from torch.fx import Node
 from ..ir import ops
 from ..ir.access import arg_by_name, fake_value
 from .base import GraphEdit, Match, Reject, Rule
-from .qdq import constant_weight, pull_tail, replace_chain, view_before
+from .operands import weight_and_bias
+from .qdq import pull_tail, replace_chain, view_before
 
 aten = ops.aten
 
@@ -36,15 +37,10 @@ class Conv1dToConv2d(Rule):
             return None
         if ops.aten_overload(node.target) is aten.convolution.default and arg_by_name(node, "transposed"):
             return self.reject(node, "transposed convolution")
-        weight = arg_by_name(node, "weight")
-        source, dequant = constant_weight(weight, edit)
-        if source is None:
-            return self.reject(node, "weight is not a constant")
-        if len(source.users) != 1 or (dequant is not None and len(dequant.users) != 1):
-            return self.reject(node, "weight is shared with another op")
-        bias = arg_by_name(node, "bias")
-        if bias is not None and edit.constant(bias) is None:
-            return self.reject(node, "bias is not a constant")
+        operands = weight_and_bias(self, node, edit)
+        if isinstance(operands, Reject):
+            return operands
+        source, dequant, bias = operands
         return Match(node, {"x": x, "weight": source, "dequant": dequant, "bias": bias})
 
     def rewrite(self, edit: GraphEdit, m: Match) -> None:

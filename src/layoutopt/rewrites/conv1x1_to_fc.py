@@ -17,7 +17,8 @@ from torch.fx import Node
 from ..ir import ops
 from ..ir.access import arg_by_name, fake_value
 from .base import GraphEdit, Match, Reject, Rule
-from .qdq import constant_weight, pull_tail, replace_chain, view_before
+from .operands import weight_and_bias
+from .qdq import pull_tail, replace_chain, view_before
 
 aten = ops.aten
 
@@ -43,14 +44,10 @@ class Conv1x1ToFullyConnected(Rule):
             return self.reject(node, "padded convolution")
         if arg_by_name(node, "groups") != 1:
             return self.reject(node, "grouped convolution")
-        source, dequant = constant_weight(weight, edit)
-        if source is None:
-            return self.reject(node, "weight is not a constant")
-        if len(source.users) != 1 or (dequant is not None and len(dequant.users) != 1):
-            return self.reject(node, "weight is shared with another op")
-        bias = arg_by_name(node, "bias")
-        if bias is not None and edit.constant(bias) is None:
-            return self.reject(node, "bias is not a constant")
+        operands = weight_and_bias(self, node, edit)
+        if isinstance(operands, Reject):
+            return operands
+        source, dequant, bias = operands
         return Match(node, {"x": x, "n": val.shape[0], "weight": source, "dequant": dequant, "bias": bias,
                             "out": int(wval.shape[0])})
 

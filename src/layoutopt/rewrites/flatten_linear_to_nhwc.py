@@ -7,7 +7,7 @@ permuting the weight's input columns to match gives the same products; the permu
 free view of the channels-last tensor. Applied only where ``x`` comes from an op that the
 target runs channels-last (through elementwise ops and q/dq), so the permute is a view.
 
-Declined: weights that are not constants or that another op also reads.
+Declined: weights that are not constants or that another op also reads, non-constant biases.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from ..ir import ops
 from ..ir.access import arg_by_name, fake_value
 from ..targets import Target
 from .base import GraphEdit, Match, Reject, Rule
-from .qdq import constant_weight
+from .operands import weight_and_bias
 
 aten = ops.aten
 
@@ -37,11 +37,10 @@ class FlattenLinearToNHWC(Rule):
         shape = tuple(fake_value(x).shape)
         if shape[2] * shape[3] == 1 or not self._channels_last_producer(x):
             return None
-        source, dequant = constant_weight(arg_by_name(node, "weight"), edit)
-        if source is None:
-            return self.reject(node, "weight is not a constant")
-        if len(source.users) != 1 or (dequant is not None and len(dequant.users) != 1):
-            return self.reject(node, "weight is shared with another op")
+        operands = weight_and_bias(self, node, edit)
+        if isinstance(operands, Reject):
+            return operands
+        source, dequant, _ = operands  # the bias is untouched: output features keep their order
         return Match(node, {"x": x, "flat": flat, "shape": shape, "weight": source, "dequant": dequant})
 
     def _channels_last_producer(self, x: Node) -> bool:

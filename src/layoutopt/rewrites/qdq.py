@@ -55,15 +55,3 @@ def _is_tail(node: Node, producer: Node) -> bool:
     if any(isinstance(a, Node) for a in node.args[1:]) or any(isinstance(v, Node) for v in node.kwargs.values()):
         return False
     return ops.is_fusable_activation(node.target) or ops.is_quantize_per_tensor(node.target)
-
-
-def constant_weight(weight: Any, edit: GraphEdit) -> tuple[Node | None, Node | None]:
-    """The constant placeholder behind a weight, and the axis-0 per-channel dequantize between."""
-    if not isinstance(weight, Node):
-        return None, None
-    if edit.constant(weight) is not None:
-        return weight, None
-    if ops.is_dequantize_per_channel(weight.target) and edit.constant(weight.args[0]) is not None \
-            and weight.args[3] == 0:
-        return weight.args[0], weight
-    return None, None

@@ -173,7 +173,8 @@ def _step(draw, shapes: list[Shape]) -> tuple[Step, Shape] | None:
         dim = draw(st.integers(0, r - 1))
         if s[dim] % 2 or r >= 5:
             return None
-        return Step("reshape", (i,), (s[:dim] + (2, s[dim] // 2) + s[dim + 1:],)), s[:dim] + (2, s[dim] // 2) + s[dim + 1:]
+        out = s[:dim] + (2, s[dim] // 2) + s[dim + 1:]
+        return Step("reshape", (i,), (out,)), out
     if kind == "reshape_merge":
         if r < 3:
             return None
