@@ -39,3 +39,30 @@ def test_multiple_consumers_of_a_flatten_keep_it():
     r = layoutopt.optimize(TwoHeads().eval(), (torch.randn(1, 3, 4, 4),), target="ethos-u55")
     assert "flatten_linear_to_nhwc" not in r.report.rewrites
     assert r.report.bit_exact is not None and r.report.max_abs_diff < 1e-5
+
+
+def test_a_rule_that_cannot_analyse_a_node_declines_it(monkeypatch):
+    from layoutopt.rewrites.fuse_permute_chains import ComposePermutes
+
+    def broken(self, node, edit):
+        raise ValueError("no")
+
+    monkeypatch.setattr(ComposePermutes, "match", broken)
+
+    class M(nn.Module):
+        def forward(self, x):
+            return x.permute(0, 2, 1).permute(0, 2, 1) + 1
+
+    r = layoutopt.optimize(M(), (torch.randn(1, 3, 4),))
+    assert any(d["reason"] == "compose_permutes: could not analyse the node (ValueError: no)"
+               for d in r.report.declined)
+    assert r.report.bit_exact
+
+
+def test_permute_of_a_split_piece_is_composed():
+    class M(nn.Module):
+        def forward(self, x):
+            a, b = x.split(2, dim=1)
+            return a.permute(0, 2, 1).transpose(1, 2) * b
+    r = check_plan(M(), (torch.randn(1, 4, 5),), exact=True)
+    assert r.report.rewrites == {"compose_permutes": 1}

@@ -73,10 +73,15 @@ _FAMILY_PACKETS: dict[Family, frozenset] = {
         "split_with_sizes", "chunk", "unbind", "alias", "view_as", "movedim", "swapaxes", "numpy_T",
         "view_copy", "permute_copy", "squeeze_copy", "unsqueeze_copy", "expand_copy", "slice_copy",
         "select_copy", "split_copy", "split_with_sizes_copy", "t_copy", "transpose_copy", "unbind_copy",
-        "alias_copy", "_unsafe_view",
+        "alias_copy", "reshape_as",
     ),
     Family.COPY: _packets("clone", "contiguous", "_to_copy", "to", "type_as", "lift_fresh_copy"),
 }
+
+# Elementwise ops that ATen does not tag ``pointwise``.
+_UNTAGGED_ELEMENTWISE = _packets("hardswish", "log_sigmoid", "prelu", "_prelu_kernel", "rsub", "detach", "fill",
+                                 "copy")
+_FAMILY_PACKETS[Family.FREE] = _FAMILY_PACKETS[Family.FREE] | _UNTAGGED_ELEMENTWISE
 
 _BY_PACKET: dict[Any, Family] = {p: fam for fam, packets in _FAMILY_PACKETS.items() for p in packets}
 
@@ -180,5 +185,7 @@ def is_unary_elementwise(target: Any) -> bool:
     """Pointwise in its first operand, whatever that operand's rank (scalars may follow)."""
     op = aten_overload(target)
     if is_quantize_per_tensor(op) or is_dequantize_per_tensor(op):
+        return True
+    if getattr(op, "overloadpacket", None) in _UNTAGGED_ELEMENTWISE:
         return True
     return torch.Tag.pointwise in getattr(op, "tags", ())

@@ -153,11 +153,20 @@ def run_rules(ep: ExportedProgram, rules: list[Rule], max_rounds: int = 20) -> R
                     continue
                 if not rule.applies(node):
                     continue
-                found = rule.match(node, edit)
+                try:
+                    found = rule.match(node, edit)
+                except Exception as exc:  # an odd graph: decline, since nothing was changed yet
+                    found = rule.reject(node, f"could not analyse the node ({type(exc).__name__}: {exc})")
                 if isinstance(found, Reject):
                     rejects[(rule.name, node.name)] = found
                 elif isinstance(found, Match):
-                    rule.rewrite(edit, found)
+                    try:
+                        rule.rewrite(edit, found)
+                    except InternalError:
+                        raise
+                    except Exception as exc:  # a rule bug: the graph may be half edited
+                        raise InternalError(f"{rule.name} failed on node '{node.name}': "
+                                            f"{type(exc).__name__}: {exc}") from exc
                     log.applied[rule.name] += 1
                     changed = True
         if not changed:

@@ -9,6 +9,7 @@ most one; the values are the same element for element.
 """
 from __future__ import annotations
 
+import torch
 from torch.fx import Node
 
 from ..ir import ops
@@ -25,8 +26,10 @@ def as_perm(node) -> Perm | None:
     if not isinstance(node, Node) or node.op != "call_function":
         return None
     overload = ops.aten_overload(node.target)
+    if overload not in (aten.permute.default, aten.transpose.int, aten.t.default):
+        return None
     source = fake_value(node.args[0]) if isinstance(node.args[0], Node) else None
-    if source is None:
+    if not isinstance(source, torch.Tensor):
         return None
     rank = source.dim()
     if overload is aten.permute.default:
