@@ -13,7 +13,7 @@ from .errors import ExportError, InputError, LayoutoptError
 from .ir.access import static_shape, tensor_outputs, user_input_nodes
 from .ir.propagate import refresh_meta
 from .layout.cost import IOLayout, Measurement, measure
-from .layout.materialize import materialize
+from .layout.materialize import is_edge, materialize
 from .layout.problem import build_problem, user_input_names, user_output_nodes
 from .layout.solve import solve
 from .rewrites import RewriteLog, rewrite
@@ -81,26 +81,31 @@ def optimize(model: "torch.nn.Module | ExportedProgram", example_inputs: Sequenc
              verify: bool = True, seed: int = 0, rewrites: bool = True) -> Result:
     """Lay out every tensor of ``model`` so that an NHWC ``target`` moves the fewest bytes.
 
-    ``model`` is an ``nn.Module`` (exported with ``example_inputs``) or an ``ExportedProgram``;
-    it is never modified. User inputs and outputs keep ``io_layout``. With ``verify`` the
+    ``model`` is an ``nn.Module`` (exported with ``example_inputs``), an ``ExportedProgram``, or
+    an ExecuTorch ``EdgeProgramManager`` (planned in the edge dialect, with ``_clone_dim_order``
+    conversions; ``result.program`` is then its edge ``ExportedProgram``); it is never modified. User inputs and outputs keep ``io_layout``. With ``verify`` the
     result is run against the original on seeded random inputs (or ``example_inputs``).
     With ``rewrites`` the op-form rules run before planning (``layoutopt.rewrites``).
     """
     start = time.perf_counter()
     tgt = get_target(target)
     io = IOLayout.parse(io_layout)
-    if isinstance(model, ExportedProgram):
+    if type(model).__name__ == "EdgeProgramManager" and hasattr(model, "exported_program"):
+        source = model.exported_program()
+    elif isinstance(model, ExportedProgram):
         source = model
     elif isinstance(model, torch.nn.Module):
         source = export_module(model, example_inputs)
     else:
-        raise InputError(f"expected an nn.Module or a torch.export.ExportedProgram, got {type(model).__name__}")
+        raise InputError("expected an nn.Module, a torch.export.ExportedProgram or an ExecuTorch "
+                         f"EdgeProgramManager, got {type(model).__name__}")
     check_static(source)
     program = copy.deepcopy(source)
     refresh_meta(program.graph_module)  # the strides eager gives, which export's meta may not
 
     before = measure_program(program, tgt, io)
-    log = rewrite(program, tgt) if rewrites else RewriteLog()
+    # the rules emit ATen ops; an edge program (core ATen, dim-order copies) is planned only
+    log = rewrite(program, tgt) if rewrites and not is_edge(program) else RewriteLog()
     problem = build_problem(program, tgt, io)
     solution = solve(problem)
     plan_mismatches = materialize(program, problem, solution.chosen)

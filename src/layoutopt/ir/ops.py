@@ -121,6 +121,17 @@ def aten_overload(target: Any) -> Any:
     return inner if isinstance(inner, torch._ops.OpOverload) else target
 
 
+# ExecuTorch's dim-order copies (edge dialect): ``_clone_dim_order``, ``_to_dim_order_copy``.
+_DIM_ORDER_NAMESPACE = "dim_order_ops"
+
+
+def edge_clone() -> Any:
+    """ExecuTorch's ``dim_order_ops._clone_dim_order`` as an edge op (executorch imported lazily)."""
+    from executorch.exir.dialects._ops import ops as exir_ops
+
+    return exir_ops.edge.dim_order_ops._clone_dim_order.default
+
+
 def family(target: Any) -> Family | None:
     """The family of an op, or None when layoutopt does not know it."""
     op = aten_overload(target)
@@ -130,7 +141,10 @@ def family(target: Any) -> Family | None:
     known = _BY_PACKET.get(packet)
     if known is not None:
         return known
-    if getattr(op, "namespace", None) in _QDQ_NAMESPACES:
+    namespace = getattr(op, "namespace", None)
+    if namespace == _DIM_ORDER_NAMESPACE:
+        return Family.COPY
+    if namespace in _QDQ_NAMESPACES:
         return Family.FREE
     if torch.Tag.pointwise in getattr(op, "tags", ()):
         return Family.FREE
@@ -189,3 +203,8 @@ def is_unary_elementwise(target: Any) -> bool:
     if getattr(op, "overloadpacket", None) in _UNTAGGED_ELEMENTWISE:
         return True
     return torch.Tag.pointwise in getattr(op, "tags", ())
+
+
+# Ops whose fake (meta) kernel predicts other output strides than eager's CPU kernel gives:
+# CPU attention returns its output in the layout of its query, the meta kernel contiguous.
+FAKE_STRIDES_DIFFER = frozenset({aten.scaled_dot_product_attention.default})

@@ -29,12 +29,15 @@ def run_fake(mode: FakeTensorMode, target: Any, args: tuple, kwargs: dict) -> An
 
     Fake views can choose other strides than eager for size-1 dims, and eager's kernels
     (a convolution choosing its memory format, for one) read those strides, so views are
-    replayed on real, uninitialised storage and their fake results restrided to match.
+    replayed on real, uninitialised storage and their fake results restrided to match; so are
+    the few ops whose fake kernel predicts other output strides than the CPU kernel gives.
     """
     with mode:
         out = target(*args, **kwargs)
     if ops.family(target) is ops.Family.VIEW:
-        out = _with_eager_view_strides(mode, target, args, kwargs, out)
+        out = _with_eager_strides(mode, target, args, kwargs, out, view=True)
+    elif ops.aten_overload(target) in ops.FAKE_STRIDES_DIFFER:
+        out = _with_eager_strides(mode, target, args, kwargs, out, view=False)
     return out
 
 
@@ -44,7 +47,10 @@ def _real_like(t: torch.Tensor) -> torch.Tensor:
     return base.as_strided(tuple(t.shape), tuple(t.stride()), t.storage_offset())
 
 
-def _with_eager_view_strides(mode: FakeTensorMode, target: Any, args: tuple, kwargs: dict, out: Any) -> Any:
+def _with_eager_strides(mode: FakeTensorMode, target: Any, args: tuple, kwargs: dict, out: Any,
+                        view: bool) -> Any:
+    """Run ``target`` on real, uninitialised tensors laid out like the fake ones and give the
+    fake result eager's strides (a view keeps aliasing its input)."""
     real = {}
 
     def to_real(v: Any) -> Any:
@@ -64,7 +70,9 @@ def _with_eager_view_strides(mode: FakeTensorMode, target: Any, args: tuple, kwa
     def fix(f: Any, e: Any) -> Any:
         if isinstance(f, torch.Tensor) and isinstance(e, torch.Tensor) and f.stride() != e.stride():
             with mode:
-                return f.as_strided(tuple(f.shape), tuple(e.stride()), f.storage_offset())
+                if view:
+                    return f.as_strided(tuple(f.shape), tuple(e.stride()), f.storage_offset())
+                return torch.empty_strided(tuple(f.shape), tuple(e.stride()), dtype=f.dtype)
         return f
 
     if isinstance(out, (list, tuple)):

@@ -281,16 +281,30 @@ def measure(graph_nodes: Iterable[Node], user_inputs: set[str], user_outputs: li
     from torch.fx.node import map_arg
 
     m = Measurement()
+    folded = constant_folded(graph_nodes, user_inputs)
     for node in graph_nodes:
         if node.op == "placeholder" and node.name in user_inputs:
             m.charges.extend(contract_charges(node.name, node.meta.get("val"), target, io_layout, "input"))
-        elif node.op == "call_function":
+        elif node.op == "call_function" and node.name not in folded:
             args = map_arg(node.args, lambda n: n.meta.get("val"))
             kwargs = map_arg(node.kwargs, lambda n: n.meta.get("val"))
             m.charges.extend(op_charges(node.name, node.target, args, kwargs, node.meta.get("val"), target))
     for out in user_outputs:
         m.charges.extend(contract_charges(out.name, out.meta.get("val"), target, io_layout, "output"))
     return m
+
+
+def constant_folded(graph_nodes: Iterable[Node], user_inputs: set[str]) -> set[str]:
+    """Nodes computed from constants alone (a weight's permute, say): folded before deployment,
+    so they cost nothing at run time."""
+    folded: set[str] = set()
+    for node in graph_nodes:
+        if node.op == "placeholder" and node.name not in user_inputs:
+            folded.add(node.name)
+        elif node.op == "call_function" and node.all_input_nodes and all(
+                a.name in folded for a in node.all_input_nodes):
+            folded.add(node.name)
+    return folded
 
 
 def contract_charges(name: str, value: Any, target: Target, io_layout: IOLayout, role: str) -> list[Charge]:

@@ -26,9 +26,26 @@ _MEMORY_FORMATS = {4: torch.channels_last, 5: torch.channels_last_3d}
 Call = Callable[[Any, tuple, dict], Any]
 
 
-def conversion_call(source: Any, order: Order, call: Call) -> Any:
-    """Lay ``source`` out in dim ``order`` through ``call(target, args, kwargs)``."""
+def edge_can_clone_to(order: Order) -> bool:
+    """ExecuTorch 1.5 runs ``_clone_dim_order`` eagerly only into contiguous and rank-4
+    channels-last orders (its ``get_memory_format`` maps no other)."""
     rank = len(order)
+    return tuple(order) == identity_order(rank) or (rank == 4 and tuple(order) == channels_last_order(4))
+
+
+def is_edge(ep: ExportedProgram) -> bool:
+    """Whether ``ep`` is an ExecuTorch edge-dialect program."""
+    return getattr(ep, "dialect", "ATEN") == "EDGE"
+
+
+def conversion_call(source: Any, order: Order, call: Call, edge: bool = False) -> Any:
+    """Lay ``source`` out in dim ``order`` through ``call(target, args, kwargs)``; in an
+    ExecuTorch edge program, one ``_clone_dim_order`` with that dim order."""
+    rank = len(order)
+    if edge:
+        if not edge_can_clone_to(order):
+            raise ValueError(f"an edge program cannot express dim order {tuple(order)}")
+        return call(ops.edge_clone(), (source,), {"dim_order": list(order)})
     if tuple(order) == identity_order(rank):
         return call(ops.CLONE, (source,), {"memory_format": torch.contiguous_format})
     if rank in _MEMORY_FORMATS and tuple(order) == channels_last_order(rank):
@@ -44,6 +61,7 @@ class _Editor:
 
     def __init__(self, ep: ExportedProgram):
         self.graph = ep.graph_module.graph
+        self.edge = is_edge(ep)
         self.aliases: dict[Value, list[Node]] = {}
         for node in self.graph.nodes:
             if node.op in ("placeholder", "call_function"):
@@ -66,7 +84,7 @@ class _Editor:
             self.inserted.append(node)
             return node
 
-        node = conversion_call(source, order, call)
+        node = conversion_call(source, order, call, self.edge)
         self.conversions[(value, key)] = node
         return node
 

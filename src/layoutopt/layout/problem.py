@@ -32,7 +32,7 @@ from ..ir import ops
 from ..ir.access import fake_value, input_placeholders, is_tensor, static_shape, tensor_order, user_input_nodes
 from ..ir.propagate import fake_mode_of, run_fake
 from ..targets import Target
-from .cost import IOLayout, op_charges
+from .cost import IOLayout, constant_folded, op_charges
 from .perm import Order, channels_last_order, distinct_layouts, identity_order, layout_key, order_of, strides_for
 
 Value = tuple[str, int]  # (producing node, output index; -1 for a single tensor)
@@ -141,21 +141,23 @@ def _substitute(node: Node, chosen: dict[Node, Any]) -> tuple[tuple, dict]:
 
 class _Builder:
     def __init__(self, ep: ExportedProgram, target: Target, io_layout: IOLayout):
-        from .materialize import conversion_call
+        from .materialize import conversion_call, is_edge
 
         self.ep = ep
         self.target = target
         self.io_layout = io_layout
         self.mode = fake_mode_of(ep.graph_module)
         self.constants = constant_names(ep)
+        self.folded = constant_folded(list(ep.graph.nodes), user_input_names(ep))
         self.values: dict[Value, ValueInfo] = {}
         self.modes: dict[str, list[Mode]] = {}
         self.declined: list[Declined] = []
         self._conversion_call = conversion_call
+        self.edge = is_edge(ep)
 
     # -- values -------------------------------------------------------------------------
     def _convert(self, source: torch.Tensor, order: Order) -> torch.Tensor:
-        return self._conversion_call(source, order, lambda t, a, k: run_fake(self.mode, t, a, k))
+        return self._conversion_call(source, order, lambda t, a, k: run_fake(self.mode, t, a, k), self.edge)
 
     def _offer_conversion(self, info: ValueInfo, order: Order) -> None:
         """Make a copy into ``order`` available to the consumers of ``info``."""
@@ -163,7 +165,10 @@ class _Builder:
             return
         if order in info.convertible.values():
             return
-        rep = self._convert(next(iter(info.reps.values())), order)
+        try:
+            rep = self._convert(next(iter(info.reps.values())), order)
+        except ValueError:  # a layout this dialect cannot copy into
+            return
         label = label_of(rep)
         info.convertible.setdefault(label, order)
         info.reps.setdefault(label, rep)
@@ -172,7 +177,9 @@ class _Builder:
         info = self.values.get(value)
         if info is None:
             shape = static_shape(node, fake)
-            info = ValueInfo(value, shape, self.target.bytes_of(fake.numel(), fake.dtype))
+            # a copy of a value computed from constants alone is folded before deployment: free
+            nbytes = 0 if node.name in self.folded else self.target.bytes_of(fake.numel(), fake.dtype)
+            info = ValueInfo(value, shape, nbytes)
             self.values[value] = info
         label = label_of(fake)
         if label not in info.reps and len(info.reps) < _MAX_LABELS_PER_VALUE:
@@ -283,7 +290,8 @@ class _Builder:
             for i, item in enumerate(out):
                 if is_tensor(item):
                     gives.append((i, self._record((node.name, i), item, node)))
-        cost = sum(c.bytes for c in op_charges(node.name, target, args, kwargs, out, self.target))
+        cost = 0 if node.name in self.folded else sum(
+            c.bytes for c in op_charges(node.name, target, args, kwargs, out, self.target))
         needs = tuple((value_of(a), label) for a, label in zip(operands, combo))
         return Mode(needs, tuple(gives), cost, override, is_original, op)
 
