@@ -44,3 +44,14 @@ def test_float16_and_quantized_specs_run():
     quant = GraphSpec(CONVS.shape, CONVS.steps, CONVS.outputs, quantize=True)
     assert check(half, "xnnpack").status == "passed"
     assert check(quant, "cortex-m").status == "passed"
+
+
+def test_regression_permute_of_a_split_piece():
+    # shrunk by bench/fuzz.py: a permute rule read the list value of a split
+    spec = GraphSpec(shape=(1, 8), dtype="float32", quantize=True, outputs=(4,), steps=(
+        Step("unary", (0,), ("relu",), (1, 8)),
+        Step("unary", (0,), ("relu",), (1, 8)),
+        Step("split", (0,), (1, 1, False), (1, 7)),
+        Step("permute", (3,), ((1, 0),), (7, 1)),
+    ))
+    assert check(spec, "ethos-u55").status == "passed"
