@@ -109,3 +109,15 @@ def test_graph_of_unknown_ops_only_comes_back_unchanged_with_reasons():
     assert op_counts(result.program) == op_counts(ep)
     assert {d["op"] for d in result.report.declined} == {"aten.cumprod.default", "aten.sort.default"}
     assert result.report.bit_exact
+
+
+def test_a_result_that_fails_to_run_is_an_error_not_a_program(monkeypatch):
+    import layoutopt.api as api
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("kernel exploded")
+
+    monkeypatch.setattr(api, "compare", broken)
+    model, inputs = build("mobilenet_v2_nano")
+    with pytest.raises(layoutopt.LayoutoptError, match="verification failed: RuntimeError: kernel exploded"):
+        layoutopt.optimize(model, inputs)

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import torch
 from torch.export import ExportedProgram
 
-from .errors import ExportError, InputError, LayoutoptError
+from .errors import ExportError, InputError, InternalError, LayoutoptError
 from .ir.access import static_shape, tensor_outputs, user_input_nodes
 from .ir.propagate import refresh_meta
 from .layout.cost import IOLayout, Measurement, measure
@@ -83,8 +83,9 @@ def optimize(model: "torch.nn.Module | ExportedProgram", example_inputs: Sequenc
 
     ``model`` is an ``nn.Module`` (exported with ``example_inputs``), an ``ExportedProgram``, or
     an ExecuTorch ``EdgeProgramManager`` (planned in the edge dialect, with ``_clone_dim_order``
-    conversions; ``result.program`` is then its edge ``ExportedProgram``); it is never modified. User inputs and outputs keep ``io_layout``. With ``verify`` the
-    result is run against the original on seeded random inputs (or ``example_inputs``).
+    conversions; ``result.program`` is then its edge ``ExportedProgram``); it is never modified.
+    User inputs and outputs keep ``io_layout``. With ``verify`` the result is run against the
+    original on seeded random inputs (or ``example_inputs``).
     With ``rewrites`` the op-form rules run before planning (``layoutopt.rewrites``).
     """
     start = time.perf_counter()
@@ -100,6 +101,10 @@ def optimize(model: "torch.nn.Module | ExportedProgram", example_inputs: Sequenc
         raise InputError("expected an nn.Module, a torch.export.ExportedProgram or an ExecuTorch "
                          f"EdgeProgramManager, got {type(model).__name__}")
     check_static(source)
+    inputs = None
+    if example_inputs is not None:
+        inputs = tuple(example_inputs) if isinstance(example_inputs, (list, tuple)) else (example_inputs,)
+        check_inputs(source, inputs)
     program = copy.deepcopy(source)
     refresh_meta(program.graph_module)  # the strides eager gives, which export's meta may not
 
@@ -111,18 +116,14 @@ def optimize(model: "torch.nn.Module | ExportedProgram", example_inputs: Sequenc
     plan_mismatches = materialize(program, problem, solution.chosen)
     after = measure_program(program, tgt, io)
 
-    inputs = None
-    if example_inputs is not None:
-        inputs = tuple(example_inputs) if isinstance(example_inputs, (list, tuple)) else (example_inputs,)
-        check_inputs(source, inputs)
     verification = None
     if verify:
         try:
             verification = compare(source, program, inputs, seed)
         except LayoutoptError:
             raise
-        except AssertionError as exc:
-            raise LayoutoptError(f"verification failed: {exc}") from exc
+        except Exception as exc:  # never hand back a program that fails its own check
+            raise InternalError(f"verification failed: {type(exc).__name__}: {exc}") from exc
     report = Report(
         target=tgt.name,
         io_layout=io.value,
