@@ -55,3 +55,14 @@ def test_regression_permute_of_a_split_piece():
         Step("permute", (3,), ((1, 0),), (7, 1)),
     ))
     assert check(spec, "ethos-u55").status == "passed"
+
+
+@pytest.mark.parametrize("quantize,target", [(False, "ethos-u55"), (True, "cortex-m")])
+def test_head_and_squeeze_excite_specs_fire_their_rules(quantize, target):
+    conv = Step("conv", (0,), (8, 3, 1, 1, 1, 1), (1, 8, 6, 6))
+    head = GraphSpec((1, 4, 6, 6), (conv, Step("head", (1,), (10,), (1, 10))), (2,), quantize=quantize)
+    outcome = check(head, target)
+    assert outcome.status == "passed" and outcome.rewrites == {"flatten_linear_to_nhwc": 1}
+    se = GraphSpec((1, 4, 6, 6), (conv, Step("squeeze_excite", (1,), (), (1, 8, 6, 6))), (2,), quantize=quantize)
+    outcome = check(se, target)
+    assert outcome.status == "passed" and outcome.rewrites == {"conv1x1_to_fc": 1}

@@ -57,7 +57,8 @@ def _step(draw, shapes: list[Shape]) -> tuple[Step, Shape] | None:
     if r in (3, 4, 5):
         kinds += ["conv"] * 4 + ["flatten_spatial", "flatten_all"]
     if r == 4:
-        kinds += ["pool", "pool", "shuffle", "group_norm", "upsample", "channel_linear", "channel_linear"]
+        kinds += ["pool", "pool", "shuffle", "group_norm", "upsample", "channel_linear", "channel_linear",
+                  "squeeze_excite", "head"]
     if r >= 2:
         kinds += ["linear", "linear", "layer_norm", "matmul", "transpose", "reshape_split", "reshape_merge"]
     if r >= 3:
@@ -159,6 +160,11 @@ def _step(draw, shapes: list[Shape]) -> tuple[Step, Shape] | None:
         return Step("flatten_spatial", (i,), ()), (s[0], s[1], _numel(s[2:]))
     if kind == "flatten_all":  # a classifier head's flatten(1)
         return Step("flatten_all", (i,), ()), (s[0], _numel(s[1:]))
+    if kind == "squeeze_excite":  # pool to 1x1, a 1x1 conv, scale the features
+        return Step("squeeze_excite", (i,), ()), s
+    if kind == "head":  # a classifier head: flatten(1) into a linear
+        out = draw(st.sampled_from([4, 10]))
+        return Step("head", (i,), (out,)), (s[0], out)
     if kind == "channel_linear":  # a linear over the channels of NCHW data, through permutes
         out = draw(st.sampled_from([s[1], 4, 8]))
         return Step("channel_linear", (i,), (out,)), (s[0], out, s[2], s[3])
@@ -254,6 +260,10 @@ class FuzzNet(nn.Module):
             return [(step.args[0], s[-1]), (step.args[0],)]
         if step.op == "channel_linear":
             return [(step.args[0], s[1]), (step.args[0],)]
+        if step.op == "squeeze_excite":
+            return [(s[1], s[1], 1, 1), (s[1],)]
+        if step.op == "head":
+            return [(step.args[0], _numel(s[1:])), (step.args[0],)]
         if step.op == "layer_norm":
             return [(s[-1],), (s[-1],)]
         return []
@@ -329,6 +339,11 @@ class FuzzNet(nn.Module):
             return x.flatten(1)
         if op == "linear":
             return F.linear(x, p[at], p[at + 1])
+        if op == "squeeze_excite":
+            scale = torch.sigmoid(F.conv2d(F.adaptive_avg_pool2d(x, 1), p[at], p[at + 1]))
+            return x * scale
+        if op == "head":
+            return F.linear(x.flatten(1), p[at], p[at + 1])
         if op == "channel_linear":
             return F.linear(x.permute(0, 2, 3, 1), p[at], p[at + 1]).permute(0, 3, 1, 2)
         if op == "layer_norm":
