@@ -13,7 +13,8 @@ from .errors import ExportError, InputError, InternalError, LayoutoptError
 from .ir.access import static_shape, tensor_outputs, user_input_nodes
 from .ir.propagate import refresh_meta
 from .layout.cost import IOLayout, Measurement, measure
-from .layout.materialize import is_edge, materialize
+from .layout.conversion import is_edge
+from .layout.materialize import materialize
 from .layout.problem import build_problem, user_input_names, user_output_nodes
 from .layout.solve import solve
 from .rewrites import RewriteLog, rewrite

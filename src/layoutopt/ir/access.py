@@ -14,6 +14,19 @@ def fake_value(node: Node) -> Any:
     return node.meta.get("val")
 
 
+_PROVENANCE = ("stack_trace", "nn_module_stack", "source_fn_stack", "from_node", "torch_fn")
+
+
+def copy_provenance(source: Node, node: Node) -> None:
+    """Give a node built in place of ``source`` its stack trace and module path (copies, never
+    the same dict or list object)."""
+    for key in _PROVENANCE:
+        if key in source.meta:
+            value = source.meta[key]
+            node.meta[key] = dict(value) if isinstance(value, dict) else (
+                list(value) if isinstance(value, list) else value)
+
+
 def is_tensor(value: Any) -> bool:
     return isinstance(value, torch.Tensor)
 
@@ -35,10 +48,6 @@ def tensor_order(value: torch.Tensor) -> Order:
     return order_of(tuple(value.shape), tuple(value.stride()))
 
 
-def nbytes(value: torch.Tensor) -> int:
-    return int(value.numel()) * value.element_size()
-
-
 def arg_by_name(node: Node, name: str) -> Any:
     """The argument of ``node`` called ``name`` in its schema, positional or keyword."""
     schema = getattr(node.target, "_schema", None)
@@ -50,11 +59,6 @@ def arg_by_name(node: Node, name: str) -> Any:
                 return node.args[i]
             return node.kwargs.get(name, arg.default_value)
     raise KeyError(f"{node.name}: no argument '{name}' in {schema.name}")
-
-
-def has_arg(node: Node, name: str) -> bool:
-    schema = getattr(node.target, "_schema", None)
-    return schema is not None and any(a.name == name for a in schema.arguments)
 
 
 def tensor_outputs(node: Node) -> Iterator[tuple[int, torch.Tensor]]:

@@ -7,7 +7,6 @@ mapped back to the ATen overload they wrap (``EdgeOpOverload._op``) before looku
 from __future__ import annotations
 
 import enum
-import operator
 from typing import Any
 
 import torch
@@ -110,7 +109,6 @@ DATA_MOVEMENT_FAMILIES = frozenset({Family.VIEW, Family.COPY})
 # Copies that change nothing but the layout; layoutopt emits these for conversions.
 CLONE = aten.clone.default
 PERMUTE = aten.permute.default
-GETITEM = operator.getitem
 
 
 def aten_overload(target: Any) -> Any:

@@ -80,26 +80,24 @@ def _with_eager_strides(mode: FakeTensorMode, target: Any, args: tuple, kwargs: 
     return fix(out, eager)
 
 
+def replay(mode: FakeTensorMode, node: Node) -> Any:
+    """``node``'s op on its inputs' ``meta["val"]``: the value it has now."""
+    return run_fake(mode, node.target, map_arg(node.args, fake_value), map_arg(node.kwargs, fake_value))
+
+
 def refresh_meta(gm: GraphModule) -> None:
     """Recompute ``meta["val"]`` of every call node from its inputs, in graph order."""
     mode = fake_mode_of(gm)
-    env: dict[Node, Any] = {}
     for node in gm.graph.nodes:
-        if node.op == "placeholder":
-            env[node] = fake_value(node)
-        elif node.op == "get_attr":
+        if node.op == "get_attr":
             attr = getattr(gm, str(node.target))
-            env[node] = mode.from_tensor(attr) if isinstance(attr, torch.Tensor) else attr
+            node.meta["val"] = mode.from_tensor(attr) if isinstance(attr, torch.Tensor) else attr
         elif node.op == "call_function":
-            args = map_arg(node.args, lambda n: env[n])
-            kwargs = map_arg(node.kwargs, lambda n: env[n])
             try:
-                value = run_fake(mode, node.target, args, kwargs)
+                node.meta["val"] = replay(mode, node)
             except Exception as exc:  # the op cannot be replayed: nothing downstream is trustworthy
                 raise UnsupportedError(
                     f"cannot recompute node '{node.name}' ({node.target}): {type(exc).__name__}"
                 ) from exc
-            node.meta["val"] = value
-            env[node] = value
         elif node.op == "call_module":
             raise UnsupportedError(f"node '{node.name}' calls a submodule; export the model flat")

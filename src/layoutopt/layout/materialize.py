@@ -1,60 +1,21 @@
-"""From a plan to a graph: the chosen layouts become explicit, standard ATen copies.
-
-A conversion to contiguous or channels-last (rank 4 and 5) is one ``aten.clone`` with a
-``memory_format``; a conversion to any other dim order (channels-last of a rank-3 tensor, say)
-is ``permute -> clone(contiguous) -> permute``, whose two permutes are views and whose clone
-is the one copy. Each (tensor, layout) pair gets one conversion, shared by every consumer.
+"""From a plan to a graph: the chosen layouts become explicit, standard copies
+(``conversion.conversion_call``). Each (tensor, layout) pair gets one conversion, shared by
+every consumer.
 After the edit ``meta["val"]`` is recomputed, so its strides state the new layouts.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
-import torch
 from torch.export import ExportedProgram
 from torch.fx import Node
 
 from ..errors import InternalError
-from ..ir import ops
+from ..ir.access import copy_provenance, tensor_outputs
 from ..ir.propagate import refresh_meta
-from .perm import Order, Perm, channels_last_order, identity_order
-from ..ir.access import tensor_outputs
+from .conversion import conversion_call, is_edge
+from .perm import Order
 from .problem import Mode, Problem, Value, label_of, value_of
-
-_MEMORY_FORMATS = {4: torch.channels_last, 5: torch.channels_last_3d}
-
-Call = Callable[[Any, tuple, dict], Any]
-
-
-def edge_can_clone_to(order: Order) -> bool:
-    """ExecuTorch 1.5 runs ``_clone_dim_order`` eagerly only into contiguous and rank-4
-    channels-last orders (its ``get_memory_format`` maps no other)."""
-    rank = len(order)
-    return tuple(order) == identity_order(rank) or (rank == 4 and tuple(order) == channels_last_order(4))
-
-
-def is_edge(ep: ExportedProgram) -> bool:
-    """Whether ``ep`` is an ExecuTorch edge-dialect program."""
-    return getattr(ep, "dialect", "ATEN") == "EDGE"
-
-
-def conversion_call(source: Any, order: Order, call: Call, edge: bool = False) -> Any:
-    """Lay ``source`` out in dim ``order`` through ``call(target, args, kwargs)``; in an
-    ExecuTorch edge program, one ``_clone_dim_order`` with that dim order."""
-    rank = len(order)
-    if edge:
-        if not edge_can_clone_to(order):
-            raise ValueError(f"an edge program cannot express dim order {tuple(order)}")
-        return call(ops.edge_clone(), (source,), {"dim_order": list(order)})
-    if tuple(order) == identity_order(rank):
-        return call(ops.CLONE, (source,), {"memory_format": torch.contiguous_format})
-    if rank in _MEMORY_FORMATS and tuple(order) == channels_last_order(rank):
-        return call(ops.CLONE, (source,), {"memory_format": _MEMORY_FORMATS[rank]})
-    # dims listed in memory order, made dense, then viewed back in logical order
-    outer = call(ops.PERMUTE, (source, list(order)), {})
-    dense = call(ops.CLONE, (outer,), {"memory_format": torch.contiguous_format})
-    return call(ops.PERMUTE, (dense, list(Perm(tuple(order)).inverse().dims)), {})
-
 
 class _Editor:
     """All graph mutation of a plan goes through here."""
@@ -67,7 +28,6 @@ class _Editor:
             if node.op in ("placeholder", "call_function"):
                 self.aliases.setdefault(value_of(node), []).append(node)
         self.conversions: dict[tuple[Value, Order], Node] = {}
-        self.inserted: list[Node] = []
 
     def conversion(self, value: Value, key: Order, order: Order, before: Node) -> Node:
         found = self.conversions.get((value, key))
@@ -78,10 +38,7 @@ class _Editor:
         def call(target: Any, args: tuple, kwargs: dict) -> Node:
             with self.graph.inserting_before(before):
                 node = self.graph.call_function(target, args, kwargs)
-            for k in ("stack_trace", "nn_module_stack", "source_fn_stack", "from_node"):
-                if k in source.meta:
-                    node.meta[k] = source.meta[k] if k != "nn_module_stack" else dict(source.meta[k])
-            self.inserted.append(node)
+            copy_provenance(source, node)
             return node
 
         node = conversion_call(source, order, call, self.edge)
@@ -131,6 +88,7 @@ def materialize(ep: ExportedProgram, problem: Problem, chosen: dict[str, Mode]) 
             editor.redirect(node, value, conv)
 
     output = editor.graph.output_node()
+    user_positions = {i for i, s in enumerate(ep.graph_signature.output_specs) if s.kind.name == "USER_OUTPUT"}
     for value, key in problem.outputs:
         info = problem.values[value]
         if info.key(natural[value]) == info.key(key):
@@ -138,7 +96,6 @@ def materialize(ep: ExportedProgram, problem: Problem, chosen: dict[str, Mode]) 
         conv = editor.conversion(value, key, info.convertible[key], output)
         outs = list(output.args[0])
         aliases = set(editor.aliases.get(value, []))
-        user_positions = {i for i, s in enumerate(ep.graph_signature.output_specs) if s.kind.name == "USER_OUTPUT"}
         output.args = (tuple(conv if (i in user_positions and o in aliases) else o for i, o in enumerate(outs)),)
 
     editor.graph.lint()

@@ -32,6 +32,7 @@ from ..ir import ops
 from ..ir.access import fake_value, input_placeholders, is_tensor, static_shape, tensor_order, user_input_nodes
 from ..ir.propagate import fake_mode_of, run_fake
 from ..targets import Target
+from .conversion import conversion_call, is_edge
 from .cost import IOLayout, constant_folded, op_charges
 from .perm import Order, channels_last_order, distinct_layouts, identity_order, layout_key, order_of, strides_for
 
@@ -141,8 +142,6 @@ def _substitute(node: Node, chosen: dict[Node, Any]) -> tuple[tuple, dict]:
 
 class _Builder:
     def __init__(self, ep: ExportedProgram, target: Target, io_layout: IOLayout):
-        from .materialize import conversion_call, is_edge
-
         self.ep = ep
         self.target = target
         self.io_layout = io_layout
@@ -152,12 +151,11 @@ class _Builder:
         self.values: dict[Value, ValueInfo] = {}
         self.modes: dict[str, list[Mode]] = {}
         self.declined: list[Declined] = []
-        self._conversion_call = conversion_call
         self.edge = is_edge(ep)
 
     # -- values -------------------------------------------------------------------------
     def _convert(self, source: torch.Tensor, order: Order) -> torch.Tensor:
-        return self._conversion_call(source, order, lambda t, a, k: run_fake(self.mode, t, a, k), self.edge)
+        return conversion_call(source, order, lambda t, a, k: run_fake(self.mode, t, a, k), self.edge)
 
     def _offer_conversion(self, info: ValueInfo, order: Order) -> None:
         """Make a copy into ``order`` available to the consumers of ``info``."""

@@ -16,14 +16,11 @@ import torch
 from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind
 from torch.fx import Node
-from torch.fx.node import map_arg
 
 from ..errors import InternalError
 from ..ir import ops
-from ..ir.access import fake_value, input_placeholders
-from ..ir.propagate import fake_mode_of, run_fake
-
-_COPIED_META = ("stack_trace", "nn_module_stack", "source_fn_stack", "from_node", "torch_fn")
+from ..ir.access import copy_provenance, input_placeholders
+from ..ir.propagate import fake_mode_of, replay
 
 
 @dataclass(frozen=True)
@@ -92,15 +89,9 @@ class GraphEdit:
             before if before is not None else like)
         with where:
             node = self.graph.call_function(target, args, kwargs)
-        for key in _COPIED_META:
-            if key in like.meta:
-                value = like.meta[key]
-                node.meta[key] = dict(value) if isinstance(value, dict) else (
-                    list(value) if isinstance(value, list) else value)
-        fake_args = map_arg(args, fake_value)
-        fake_kwargs = map_arg(kwargs, fake_value)
+        copy_provenance(like, node)
         try:
-            node.meta["val"] = run_fake(self.mode, target, fake_args, fake_kwargs)
+            node.meta["val"] = replay(self.mode, node)
         except Exception as exc:
             raise InternalError(f"rewrite built an invalid {ops.op_name(target)} next to '{like.name}': "
                                 f"{type(exc).__name__}: {exc}") from exc
@@ -108,8 +99,7 @@ class GraphEdit:
 
     def refresh(self, node: Node) -> None:
         """Recompute ``meta["val"]`` of ``node`` after its inputs changed shape or layout."""
-        node.meta["val"] = run_fake(self.mode, node.target, map_arg(node.args, fake_value),
-                                    map_arg(node.kwargs, fake_value))
+        node.meta["val"] = replay(self.mode, node)
 
     def replace(self, old: Node, new: Node) -> None:
         old.replace_all_uses_with(new)

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import TargetError
+from ..ir.ops import DENSE_LAST_FAMILIES as _DENSE_LAST
+from ..ir.ops import NHWC_FAMILIES as _NHWC
 from ..ir.ops import Family
-
-_NHWC = frozenset({Family.CONV, Family.POOL, Family.RESIZE})
-_DENSE_LAST = frozenset({Family.MATMUL, Family.NORM_LAST})
 
 
 @dataclass(frozen=True)
