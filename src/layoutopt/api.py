@@ -79,7 +79,8 @@ def measure_transposes(program: ExportedProgram, target: "str | Target" = "xnnpa
 
 def optimize(model: "torch.nn.Module | ExportedProgram", example_inputs: Sequence[Any] | None = None, *,
              target: "str | Target" = "xnnpack", io_layout: "str | IOLayout" = "contiguous",
-             verify: bool = True, seed: int = 0, rewrites: bool = True) -> Result:
+             verify: bool = True, seed: int = 0, rewrites: bool = True, plan: bool = True,
+             skip_rules: Sequence[str] = ()) -> Result:
     """Lay out every tensor of ``model`` so that an NHWC ``target`` moves the fewest bytes.
 
     ``model`` is an ``nn.Module`` (exported with ``example_inputs``), an ``ExportedProgram``, or
@@ -87,7 +88,9 @@ def optimize(model: "torch.nn.Module | ExportedProgram", example_inputs: Sequenc
     conversions; ``result.program`` is then its edge ``ExportedProgram``); it is never modified.
     User inputs and outputs keep ``io_layout``. With ``verify`` the result is run against the
     original on seeded random inputs (or ``example_inputs``).
-    With ``rewrites`` the op-form rules run before planning (``layoutopt.rewrites``).
+    With ``rewrites`` the op-form rules run before planning (``layoutopt.rewrites``), less
+    those named in ``skip_rules``. Without ``plan`` no layout is assigned: for a backend that
+    decides layouts itself from the ops it sees, only the rewrites matter.
     """
     start = time.perf_counter()
     tgt = get_target(target)
@@ -111,10 +114,13 @@ def optimize(model: "torch.nn.Module | ExportedProgram", example_inputs: Sequenc
 
     before = measure_program(program, tgt, io)
     # the rules emit ATen ops; an edge program (core ATen, dim-order copies) is planned only
-    log = rewrite(program, tgt) if rewrites and not is_edge(program) else RewriteLog()
+    log = rewrite(program, tgt, skip_rules) if rewrites and not is_edge(program) else RewriteLog()
     problem = build_problem(program, tgt, io)
-    solution = solve(problem)
-    plan_mismatches = materialize(program, problem, solution.chosen)
+    if plan:
+        solution = solve(problem)
+        plan_mismatches = materialize(program, problem, solution.chosen)
+    else:
+        solution, plan_mismatches = None, []
     after = measure_program(program, tgt, io)
 
     verification = None
@@ -133,8 +139,8 @@ def optimize(model: "torch.nn.Module | ExportedProgram", example_inputs: Sequenc
         transposes_after=after.transposes,
         transpose_bytes_before=before.bytes,
         transpose_bytes_after=after.bytes,
-        lower_bound_bytes=solution.lower_bound_bytes,
-        solver_status=solution.solver_status,
+        lower_bound_bytes=None if solution is None else solution.lower_bound_bytes,
+        solver_status="not planned" if solution is None else solution.solver_status,
         max_abs_diff=None if verification is None else verification.max_abs_diff,
         bit_exact=None if verification is None else verification.bit_exact,
         seconds=time.perf_counter() - start,

@@ -37,6 +37,16 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--model", default=DEFAULT, help=f"bundled model: {', '.join(MODELS)}")
     common(demo)
 
+    comp = sub.add_parser("compile", help="compile a .pt2 program with an ExecuTorch backend (needs the "
+                                          "executorch extra) and print the backend's own figures")
+    comp.add_argument("model", help="a .pt2 file written by torch.export.save (float; quantized here)")
+    comp.add_argument("--backend", required=True, choices=["ethos-u", "xnnpack", "cortex-m"])
+    comp.add_argument("--target", default="ethos-u55-128", help="Ethos-U configuration, e.g. ethos-u85-256")
+    comp.add_argument("-o", "--output", required=True, help="folder for the .pte and the backend's artefacts")
+    comp.add_argument("--no-optimize", action="store_true", help="ExecuTorch's stock flow, untouched")
+    comp.add_argument("--compare", action="store_true", help="run the stock flow and layoutopt's side by side")
+    comp.add_argument("--json", metavar="FILE", help="write the figures as JSON")
+
     sub.add_parser("targets", help="list the targets and what they need")
     return p
 
@@ -78,7 +88,38 @@ def _run(args: argparse.Namespace) -> int:
         print(f"wrote {args.output}")
         _write_json(args.json, result.report)
         return 0
+    if args.command == "compile":
+        return _compile(args)
     raise InputError(f"unknown command {args.command}")
+
+
+def _compile(args: argparse.Namespace) -> int:
+    import json
+
+    from .files import load_program
+    from .verify.numerics import seeded_inputs
+
+    program = load_program(args.model)
+    inputs = seeded_inputs(program)
+    from . import executorch as et
+    from .executorch.figures import figures, render
+
+    modes = [False, True] if args.compare else [not args.no_optimize]
+    results = []
+    for optimize in modes:
+        out_dir = os.path.join(args.output, "layoutopt" if optimize else "stock") if args.compare else args.output
+        if args.backend == "ethos-u":
+            r = et.compile_ethos_u(program, inputs, target=args.target, optimize=optimize, out_dir=out_dir)
+        elif args.backend == "xnnpack":
+            r = et.compile_xnnpack(program, inputs, optimize=optimize, out_dir=out_dir)
+        else:
+            r = et.compile_cortex_m(program, inputs, optimize=optimize, out_dir=out_dir)
+        results.append(r)
+    print(render(results, f"{args.backend} ({results[0]['target']}): {args.model}"), end="")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump([{"optimized": r["optimized"], "pte": r["pte"], **figures(r)} for r in results], f, indent=2)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,7 @@ class Report:
     transposes_after: int
     transpose_bytes_before: int
     transpose_bytes_after: int
-    lower_bound_bytes: int
+    lower_bound_bytes: int | None  # None when no layout was planned (rewrites only)
     solver_status: str
     max_abs_diff: float | None
     bit_exact: bool | None
@@ -29,8 +29,10 @@ class Report:
     plan_mismatches: list[str] = field(default_factory=list)  # the graph differs from the solved plan
 
     @property
-    def optimality_gap(self) -> float:
+    def optimality_gap(self) -> float | None:
         """Share of the bytes after that the solver's lower bound does not prove necessary."""
+        if self.lower_bound_bytes is None:
+            return None
         if self.transpose_bytes_after == 0:
             return 0.0
         return (self.transpose_bytes_after - self.lower_bound_bytes) / self.transpose_bytes_after
@@ -52,8 +54,9 @@ class Report:
             ("transposes", str(self.transposes_before), str(self.transposes_after)),
             ("transpose bytes", f"{self.transpose_bytes_before:,} ({self.transpose_bytes_before / mib:.2f} MiB)",
              f"{self.transpose_bytes_after:,} ({self.transpose_bytes_after / mib:.2f} MiB)"),
-            ("lower bound bytes", "", f"{self.lower_bound_bytes:,}"),
-            ("optimality gap", "", f"{self.optimality_gap:.2%}"),
+            ("lower bound bytes", "", "not planned" if self.lower_bound_bytes is None
+             else f"{self.lower_bound_bytes:,}"),
+            ("optimality gap", "", "not planned" if self.optimality_gap is None else f"{self.optimality_gap:.2%}"),
             ("max abs diff", "", diff),
             ("rewrites", "", ", ".join(f"{k} x{v}" for k, v in self.rewrites.items()) or "none"),
             ("declined ops", "", str(len(self.declined))),

@@ -1,10 +1,15 @@
 """Op-form rewrites that remove layout work the planner cannot: one rule family per file."""
 from __future__ import annotations
 
+from typing import Sequence
+
 from torch.export import ExportedProgram
+
+from ..errors import InputError
 
 from ..targets import Target
 from .base import GraphEdit, Match, Reject, RewriteLog, Rule, run_rules
+from .channel_shuffle import ChannelShuffleToChannelsLast
 from .conv1d_to_conv2d import Conv1dToConv2d
 from ..ir import ops
 from .conv1x1_to_fc import Conv1x1ToFullyConnected
@@ -19,15 +24,20 @@ def rules_for(target: Target) -> list[Rule]:
     rules: list[Rule] = [ComposePermutes(), FoldConstantPermute(), Conv1dToConv2d(), SinkSqueeze(),
                          CancelUnsqueezeOfSqueeze(), PointwiseLinearToConv()]
     if ops.Family.CONV in target.channels_last:
-        rules.append(FlattenLinearToNHWC(target))
+        rules += [FlattenLinearToNHWC(target), ChannelShuffleToChannelsLast(target)]
     if target.fc_for_pointwise:
         rules.append(Conv1x1ToFullyConnected())
     return rules
 
 
-def rewrite(ep: ExportedProgram, target: Target) -> RewriteLog:
-    """Apply the target's rules to ``ep`` (a private copy) in place."""
-    return run_rules(ep, rules_for(target))
+def rewrite(ep: ExportedProgram, target: Target, skip: "Sequence[str]" = ()) -> RewriteLog:
+    """Apply the target's rules, less those named in ``skip``, to ``ep`` (a private copy) in place."""
+    rules = rules_for(target)
+    unknown = set(skip) - {rule.name for rule in rules}
+    if unknown:
+        raise InputError(f"unknown rule(s) {', '.join(sorted(unknown))}; the rules for {target.name} are: "
+                         f"{', '.join(rule.name for rule in rules)}")
+    return run_rules(ep, [rule for rule in rules if rule.name not in skip])
 
 
 __all__ = ["GraphEdit", "Match", "Reject", "RewriteLog", "Rule", "rewrite", "rules_for"]

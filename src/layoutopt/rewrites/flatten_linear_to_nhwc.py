@@ -18,6 +18,7 @@ from ..ir.access import arg_by_name, fake_value
 from ..targets import Target
 from .base import GraphEdit, Match, Reject, Rule
 from .operands import weight_and_bias
+from .producers import channels_last_producer
 
 aten = ops.aten
 
@@ -35,23 +36,13 @@ class FlattenLinearToNHWC(Rule):
         if x is None or len(flat.users) != 1:
             return None
         shape = tuple(fake_value(x).shape)
-        if shape[2] * shape[3] == 1 or not self._channels_last_producer(x):
+        if shape[2] * shape[3] == 1 or not channels_last_producer(x, self.target):
             return None
         operands = weight_and_bias(self, node, edit)
         if isinstance(operands, Reject):
             return operands
         source, dequant, _ = operands  # the bias is untouched: output features keep their order
         return Match(node, {"x": x, "flat": flat, "shape": shape, "weight": source, "dequant": dequant})
-
-    def _channels_last_producer(self, x: Node) -> bool:
-        """Whether ``x`` comes from an op the target runs channels-last, through elementwise ops."""
-        while isinstance(x, Node) and x.op == "call_function":
-            if ops.family(x.target) in self.target.channels_last:
-                return True
-            if not ops.is_unary_elementwise(x.target) and not ops.is_batch_norm(x.target):
-                return False
-            x = x.args[0]
-        return False
 
     def rewrite(self, edit: GraphEdit, m: Match) -> None:
         _, c, h, w = m["shape"]

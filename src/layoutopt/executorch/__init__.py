@@ -1,0 +1,139 @@
+"""layoutopt inside ExecuTorch's deployment flows, measured by the backends' own tools.
+
+Each ``compile_*`` runs the backend's standard flow: ``torch.export`` -> PT2E int8 with the
+backend's quantizer (seeded random calibration batches unless ``calibration`` is given) ->
+``to_edge_transform_and_lower`` with its partitioner (Cortex-M: ``to_edge`` and its pass
+manager) -> ``to_executorch``. With ``optimize=False`` that flow is untouched; with
+``optimize=True`` layoutopt works on the float ATen program before quantization, where the
+backend's quantizer then annotates the ops layoutopt chose:
+
+* Ethos-U: the Arm backend lays tensors out itself from the ops it sees (dim orders inside
+  the program do not reach its decisions), so only op-form rewrites run, no layout plan. The
+  conv1d rules are left out: the backend converts conv1d itself, and Vela measures its form
+  cheaper on the transposes it needs at the model's edges.
+* Cortex-M: the backend lowers a convolution to a CMSIS-NN kernel only when its input is
+  channels-last in memory, so the full layout plan runs (and the rewrites).
+* XNNPACK: like the Arm backend, its partitioner lays out delegated tensors itself (a planned
+  dim order only adds a CPU copy at the delegate's edge), so only op-form rewrites run.
+
+Importing this module does not import ExecuTorch; each function does, and says how to install
+it when it is missing.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..errors import InputError
+from .stages import CompileError, as_tuple, require_executorch
+
+#: rules each flow leaves out, and why (see the module docstring)
+SKIP_RULES = {
+    "ethos-u": ("conv1d_to_conv2d", "sink_squeeze", "cancel_squeeze_unsqueeze"),
+    "cortex-m": (),
+    "xnnpack": (),
+}
+#: whether a layout plan reaches the backend's decisions
+PLAN = {"ethos-u": False, "cortex-m": True, "xnnpack": False}
+
+
+def _program(model, example_inputs):
+    import torch
+
+    from ..api import check_inputs, check_static, export_module
+
+    if example_inputs is None:
+        raise InputError("the ExecuTorch flows need example_inputs (they calibrate and trace with them)")
+    inputs = as_tuple(example_inputs)
+    if isinstance(model, torch.export.ExportedProgram):
+        program = model
+    elif isinstance(model, torch.nn.Module):
+        program = export_module(model.eval(), inputs)
+    else:
+        raise InputError(f"expected an nn.Module or a torch.export.ExportedProgram, got {type(model).__name__}")
+    check_static(program)
+    check_inputs(program, inputs)
+    return program, inputs
+
+
+def _prepare(model, example_inputs, backend: str, layout_target: str, optimize: bool, out_dir):
+    """The program the backend flow starts from, and what layoutopt did to it."""
+    require_executorch()
+    from .. import api
+
+    program, inputs = _program(model, example_inputs)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report = None
+    if optimize:
+        result = api.optimize(program, inputs, target=layout_target, plan=PLAN[backend],
+                              skip_rules=SKIP_RULES[backend])
+        program, report = result.program, result.report.to_dict()
+    return program, inputs, out, report
+
+
+def _layout_target(target: str) -> str:
+    lowered = target.lower()
+    for family in ("ethos-u55", "ethos-u85"):
+        if lowered.startswith(family):
+            return family
+    if lowered.startswith("ethos-u65"):
+        return "ethos-u55"  # the U65 runs the U55's TOSA profile
+    raise InputError(f"unknown Ethos-U target '{target}'; e.g. ethos-u55-128, ethos-u85-256")
+
+
+def compile_ethos_u(model, example_inputs: Sequence[Any], target: str = "ethos-u55-128", optimize: bool = True,
+                    out_dir: "str | Path" = "out", calibration: Sequence[tuple] | None = None) -> dict:
+    """Quantize, lower to TOSA and compile with Vela for ``target`` (e.g. ``ethos-u85-256``).
+
+    Returns ``pte``, ``tosa_files`` (one per delegated partition, as handed to Vela),
+    ``tosa_ops`` (op histogram over them), ``vela`` (cycles_total, cycles_npu, transposes,
+    transpose_cycles, SRAM/DRAM/flash bytes, summed over partitions), ``cpu_ops`` (ops left
+    outside the delegate), ``partitions``, ``layoutopt`` (the report, or None) and ``seconds``.
+    """
+    from . import ethos_u
+
+    start = time.perf_counter()
+    program, inputs, out, report = _prepare(model, example_inputs, "ethos-u", _layout_target(target), optimize,
+                                            out_dir)
+    figures = ethos_u.build(program, inputs, target, out, calibration)
+    if figures["partitions"] == 0:
+        raise CompileError(f"{target}: nothing was delegated to the NPU; ops left on the CPU: "
+                           f"{', '.join(figures['cpu_ops']) or 'none'}")
+    return {"backend": "ethos-u", "target": target, "optimized": optimize, **figures, "layoutopt": report,
+            "seconds": time.perf_counter() - start}
+
+
+def compile_xnnpack(model, example_inputs: Sequence[Any], optimize: bool = True, out_dir: "str | Path" = "out",
+                    calibration: Sequence[tuple] | None = None) -> dict:
+    """Quantize (int8, per-channel weights) and delegate to XNNPACK; the ``.pte`` is run once
+    here on ``example_inputs`` (``outputs``) through ExecuTorch's runtime."""
+    from . import xnnpack
+
+    start = time.perf_counter()
+    program, inputs, out, report = _prepare(model, example_inputs, "xnnpack", "xnnpack", optimize, out_dir)
+    figures = xnnpack.build(program, inputs, out, calibration)
+    if figures["partitions"] == 0:
+        raise CompileError(f"xnnpack: nothing was delegated; ops left on the CPU: "
+                           f"{', '.join(figures['cpu_ops']) or 'none'}")
+    outputs = xnnpack.run(xnnpack.load(figures["pte"]), inputs)
+    return {"backend": "xnnpack", "target": "xnnpack", "optimized": optimize, **figures, "outputs": outputs,
+            "layoutopt": report, "seconds": time.perf_counter() - start}
+
+
+def compile_cortex_m(model, example_inputs: Sequence[Any], optimize: bool = True, out_dir: "str | Path" = "out",
+                     calibration: Sequence[tuple] | None = None) -> dict:
+    """Quantize with the CMSIS-NN quantizer and lower to ``cortex_m::`` kernels. Returns the
+    lowered program's ops, how many are CMSIS-NN kernels (``compute_kernels`` for convolutions
+    and linears), the float compute ops left over and the ``cortex_m`` transposes."""
+    from . import cortex_m
+
+    start = time.perf_counter()
+    program, inputs, out, report = _prepare(model, example_inputs, "cortex-m", "cortex-m", optimize, out_dir)
+    figures = cortex_m.build(program, inputs, out, calibration)
+    return {"backend": "cortex-m", "target": "cortex-m", "optimized": optimize, **figures, "layoutopt": report,
+            "seconds": time.perf_counter() - start}
+
+
+__all__ = ["CompileError", "compile_cortex_m", "compile_ethos_u", "compile_xnnpack"]

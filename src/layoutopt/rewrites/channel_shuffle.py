@@ -1,0 +1,93 @@
+"""A channel shuffle written on NCHW, moved to the channel axis where NHWC kernels keep it:
+
+    view(transpose(view(x, [N, g, k, H, W]), 1, 2), [N, g*k, H, W])
+ -> permute(view(transpose(view(permute(x, [0, 2, 3, 1]), [N*H*W, g, k]), 1, 2), [N, H, W, g*k]),
+            [0, 3, 1, 2])
+
+Both give ``y[n, i*g + j, h, w] = x[n, j*k + i, h, w]``. On NCHW data the shuffle is a
+transpose of whole H*W planes; on NHWC data the same shuffle exchanges the two factors of
+the innermost (channel) axis. The outer permutes restate NCHW <-> NHWC, which an NHWC
+backend cancels against the layout its convolutions already use (and the planner sees as
+free views of channels-last tensors), so one transpose of ``[N*H*W, g, k]`` remains where the
+NCHW form needed a transpose into NCHW, the shuffle, and one back. A ``contiguous()`` between
+the transpose and the second view is part of the pattern; ``permute`` with the same effect
+as ``transpose(1, 2)`` is too. With ``g == 1`` or ``k == 1`` the shuffle is the identity and
+is removed.
+
+Applied only where ``x`` comes from an op the target runs channels-last (through elementwise
+ops, concatenations and channel splits); elsewhere the NCHW form is the cheaper one.
+Declined: intermediate tensors another op also reads, views that are not a split of the
+channel axis into ``g * k`` and back, inputs not produced channels-last.
+"""
+from __future__ import annotations
+
+from torch.fx import Node
+
+from ..ir import ops
+from ..ir.access import fake_value
+from .base import GraphEdit, Match, Reject, Rule
+from ..targets import Target
+from .fuse_permute_chains import as_perm
+from .producers import channels_last_producer
+
+aten = ops.aten
+_VIEWS = frozenset({aten.view, aten.reshape, aten._unsafe_view})
+_SWAP_1_2 = (0, 2, 1, 3, 4)
+
+
+def _call(node, packets: frozenset) -> bool:
+    return (isinstance(node, Node) and node.op == "call_function"
+            and getattr(ops.aten_overload(node.target), "overloadpacket", None) in packets)
+
+
+def _is_contiguous_copy(node) -> bool:
+    if not _call(node, frozenset({aten.clone, aten.contiguous})):
+        return False
+    fmt = node.kwargs.get("memory_format", node.args[1] if len(node.args) > 1 else None)
+    return fmt is None or str(fmt) == "torch.contiguous_format"
+
+
+class ChannelShuffleToChannelsLast(Rule):
+    name = "channel_shuffle_to_channels_last"
+    anchors = _VIEWS
+
+    def __init__(self, target: Target):
+        self.target = target
+
+    def match(self, node: Node, edit: GraphEdit) -> Match | Reject | None:
+        copy = node.args[0]
+        swapped = copy.args[0] if _is_contiguous_copy(copy) else copy
+        perm = as_perm(swapped)
+        if perm is None or tuple(perm.dims) != _SWAP_1_2:
+            return None
+        split = swapped.args[0]
+        if not _call(split, _VIEWS):
+            return None
+        x = split.args[0]
+        src, mid, out = fake_value(x), fake_value(split), fake_value(node)
+        if src is None or mid is None or out is None or src.dim() != 4 or mid.dim() != 5:
+            return None
+        n, c, h, w = (int(d) for d in src.shape)
+        _, g, k, h2, w2 = (int(d) for d in mid.shape)
+        if (g * k, h2, w2) != (c, h, w) or tuple(int(d) for d in out.shape) != (n, c, h, w):
+            return self.reject(node, "the views are not a split of the channel axis into g*k and back")
+        chain = [split, swapped] + ([copy] if copy is not swapped else [])
+        if any(len(step.users) != 1 for step in chain):
+            return self.reject(node, "a tensor inside the shuffle is also read by another op")
+        if not channels_last_producer(x, self.target):
+            return self.reject(node, f"the input is not produced channels-last on {self.target.name}")
+        return Match(node, {"x": x, "chain": chain, "shape": (n, c, h, w), "groups": g})
+
+    def rewrite(self, edit: GraphEdit, m: Match) -> None:
+        n, c, h, w = m["shape"]
+        g, node = m["groups"], m.node
+        if g == 1 or g == c:
+            edit.replace(node, m["x"])
+        else:
+            nhwc = edit.call(aten.permute.default, (m["x"], [0, 2, 3, 1]), like=node)
+            rows = edit.call(aten.reshape.default, (nhwc, [n * h * w, g, c // g]), like=node)
+            swapped = edit.call(aten.transpose.int, (rows, 1, 2), like=node)
+            merged = edit.call(aten.reshape.default, (swapped, [n, h, w, c]), like=node)
+            edit.replace(node, edit.call(aten.permute.default, (merged, [0, 3, 1, 2]), like=node))
+        for step in reversed(m["chain"]):
+            edit.erase_if_dead(step)

@@ -1,0 +1,35 @@
+"""Where a tensor comes from, as far as layout is concerned: rules that move work onto the
+channel axis pay only where the data is already channels-last on the target."""
+from __future__ import annotations
+
+import operator
+
+from torch.fx import Node
+
+from ..ir import ops
+from ..targets import Target
+
+aten = ops.aten
+#: ops whose output is laid out like their (first) tensor input on an NHWC backend
+_CARRY = frozenset({aten.cat, aten.concat, aten.split, aten.split_with_sizes, aten.chunk, aten.slice})
+
+
+def channels_last_producer(x, target: Target, limit: int = 64) -> bool:
+    """Whether ``x`` comes from an op ``target`` runs channels-last, through unary elementwise
+    ops, batch norms, concatenations (any input) and channel splits or slices."""
+    pending, seen = [x], set()
+    while pending and len(seen) < limit:
+        node = pending.pop()
+        if not isinstance(node, Node) or node.op != "call_function" or node in seen:
+            continue
+        seen.add(node)
+        if ops.family(node.target) in target.channels_last:
+            return True
+        packet = getattr(ops.aten_overload(node.target), "overloadpacket", None)
+        if node.target is operator.getitem:
+            pending.append(node.args[0])
+        elif packet in (aten.cat, aten.concat):
+            pending.extend(node.args[0])
+        elif packet in _CARRY or ops.is_unary_elementwise(node.target) or ops.is_batch_norm(node.target):
+            pending.append(node.args[0])
+    return False
