@@ -95,6 +95,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def _compile(args: argparse.Namespace) -> int:
     import json
+    import logging
+
+    logging.disable(logging.WARNING)  # the backends' import-time chatter; errors still surface
 
     from .files import load_program
     from .verify.numerics import seeded_inputs

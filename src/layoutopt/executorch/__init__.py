@@ -14,7 +14,9 @@ backend's quantizer then annotates the ops layoutopt chose:
 * Cortex-M: the backend lowers a convolution to a CMSIS-NN kernel only when its input is
   channels-last in memory, so the full layout plan runs (and the rewrites).
 * XNNPACK: like the Arm backend, its partitioner lays out delegated tensors itself (a planned
-  dim order only adds a CPU copy at the delegate's edge), so only op-form rewrites run.
+  dim order only adds a CPU copy at the delegate's edge), so only op-form rewrites run; and
+  it runs conv1d itself, while the squeeze/unsqueeze pair of the conv2d form would stay on the
+  CPU and split the delegate, so the conv1d rules are left out here too.
 
 Importing this module does not import ExecuTorch; each function does, and says how to install
 it when it is missing.
@@ -29,11 +31,8 @@ from ..errors import InputError
 from .stages import CompileError, as_tuple, require_executorch
 
 #: rules each flow leaves out, and why (see the module docstring)
-SKIP_RULES = {
-    "ethos-u": ("conv1d_to_conv2d", "sink_squeeze", "cancel_squeeze_unsqueeze"),
-    "cortex-m": (),
-    "xnnpack": (),
-}
+_CONV1D_RULES = ("conv1d_to_conv2d", "sink_squeeze", "cancel_squeeze_unsqueeze")
+SKIP_RULES = {"ethos-u": _CONV1D_RULES, "cortex-m": (), "xnnpack": _CONV1D_RULES}
 #: whether a layout plan reaches the backend's decisions
 PLAN = {"ethos-u": False, "cortex-m": True, "xnnpack": False}
 

@@ -3,7 +3,6 @@ manager rewrites edge ops into ``cortex_m::`` kernels in place (no delegate). Th
 needs the Cortex-M kernels to run, so the figures are counted in the lowered program."""
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 from .stages import cpu_ops, quantize, stage, write_pte

@@ -1,0 +1,147 @@
+"""ExecuTorch's stock flows against the same flows with layoutopt, side by side in one run.
+
+    python bench/backends.py [--models a,b] [--flows ethos-u55-128,ethos-u85-256,cortex-m,xnnpack]
+                               [--reps 15] [--json bench/out/backends.json]
+
+Per model and flow, stock (``optimize=False``) and layoutopt (``optimize=True``):
+  Ethos-U     TOSA TRANSPOSE count, Vela cycles (total, NPU, in Transpose ops), SRAM and flash
+              bytes, delegated partitions, ops left on the CPU
+  Cortex-M    convolutions/linears lowered to CMSIS-NN kernels, float ones left, cortex_m
+              transposes (the .pte needs Cortex-M kernels to run, so they are counted)
+  XNNPACK     median run time of the .pte through ExecuTorch's Python runtime, the two programs
+              timed in the same process with interleaved repetitions; max abs diff to eager
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+from common import write_json  # noqa: E402
+from models import EXECUTORCH  # noqa: E402
+
+from layoutopt.errors import LayoutoptError  # noqa: E402
+from layoutopt.executorch import compile_cortex_m, compile_ethos_u, compile_xnnpack, xnnpack  # noqa: E402
+from layoutopt.executorch.figures import figures  # noqa: E402
+
+FLOWS = ("ethos-u55-128", "ethos-u85-256", "cortex-m", "xnnpack")
+#: the figures where layoutopt must never lose, and which way is better
+NEVER_WORSE = {"TOSA TRANSPOSE": -1, "Vela cycles total": -1, "CMSIS-NN conv/linear kernels": +1}
+
+
+def compile_flow(flow, model, inputs, optimize, out_dir):
+    if flow.startswith("ethos-u"):
+        return compile_ethos_u(model, inputs, target=flow, optimize=optimize, out_dir=out_dir)
+    if flow == "cortex-m":
+        return compile_cortex_m(model, inputs, optimize=optimize, out_dir=out_dir)
+    return compile_xnnpack(model, inputs, optimize=optimize, out_dir=out_dir)
+
+
+def xnnpack_times(stock, ours, inputs, reps):
+    methods = [xnnpack.load(stock["pte"]), xnnpack.load(ours["pte"])]
+    for m in methods:
+        xnnpack.run(m, inputs)  # warm-up
+    times = [[], []]
+    for _ in range(reps):
+        for i, m in enumerate(methods):
+            times[i].append(xnnpack.seconds_per_run(m, inputs))
+    return [statistics.median(t) * 1e3 for t in times]
+
+
+def run(name, flow, reps, root):
+    model, inputs = EXECUTORCH[name]()
+    results = []
+    for optimize in (False, True):
+        out_dir = os.path.join(root, name, flow, "layoutopt" if optimize else "stock")
+        results.append(compile_flow(flow, model, inputs, optimize, out_dir))
+    stock, ours = results
+    row = {"model": name, "flow": flow, "stock": figures(stock), "layoutopt": figures(ours),
+           "rewrites": (ours["layoutopt"] or {}).get("rewrites", {}),
+           "seconds": [round(stock["seconds"], 1), round(ours["seconds"], 1)]}
+    if flow == "xnnpack":
+        expected = model(*inputs)
+        expected = expected[0] if isinstance(expected, (tuple, list)) else expected
+        row["stock"]["max abs diff to eager"] = float((stock["outputs"][0] - expected).abs().max())
+        row["layoutopt"]["max abs diff to eager"] = float((ours["outputs"][0] - expected).abs().max())
+        row["stock"]["median ms"], row["layoutopt"]["median ms"] = xnnpack_times(stock, ours, inputs, reps)
+    row["worse"] = [k for k, sign in NEVER_WORSE.items()
+                    if k in row["stock"] and (row["layoutopt"][k] - row["stock"][k]) * sign < 0]
+    return row
+
+
+def cell(row, key):
+    a, b = row["stock"].get(key), row["layoutopt"].get(key)
+    if a is None:
+        return "-"
+    if isinstance(a, float):
+        return f"{a:.3g} -> {b:.3g}"
+    return f"{a:,} -> {b:,}"
+
+
+COLUMNS = {
+    "ethos-u": ["TOSA TRANSPOSE", "Vela cycles total", "Vela NPU cycles", "Vela Transpose cycles", "SRAM bytes",
+                "flash bytes", "CPU ops"],
+    "cortex-m": ["CMSIS-NN conv/linear kernels", "float conv/linear left", "cortex_m transposes"],
+    "xnnpack": ["median ms", "delegated partitions", "CPU ops", "max abs diff to eager"],
+}
+
+
+def print_tables(rows):
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=200)
+    for kind, cols in COLUMNS.items():
+        chosen = [r for r in rows if r["flow"].startswith(kind) and "error" not in r]
+        if not chosen:
+            continue
+        table = Table(title=f"{kind}: stock -> layoutopt")
+        for c in ["model", "flow", *cols, "rewrites", "worse"]:
+            table.add_column(c, justify="left" if c in ("model", "flow", "rewrites") else "right")
+        for r in chosen:
+            rules = ", ".join(f"{k} {v}" for k, v in r["rewrites"].items()) or "-"
+            table.add_row(r["model"], r["flow"], *(cell(r, c) for c in cols), rules, ", ".join(r["worse"]) or "no")
+        console.print(table)
+    for r in rows:
+        if "error" in r:
+            console.print(f"{r['model']} / {r['flow']}: {r['error']}")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", default=",".join(EXECUTORCH))
+    p.add_argument("--flows", default=",".join(FLOWS))
+    p.add_argument("--reps", type=int, default=15)
+    p.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "out", "backends.json"))
+    p.add_argument("--keep", help="folder for the .pte files and Vela's output (default: a temporary one)")
+    args = p.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    logging.disable(logging.WARNING)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.keep or tmp
+        for name in args.models.split(","):
+            for flow in args.flows.split(","):
+                start = time.perf_counter()
+                try:
+                    row = run(name, flow, args.reps, root)
+                except LayoutoptError as exc:
+                    row = {"model": name, "flow": flow, "error": str(exc)}
+                print(f"{name} / {flow}: {time.perf_counter() - start:.0f} s"
+                      + (f" (error: {row['error']})" if "error" in row else ""), flush=True)
+                rows.append(row)
+    torch.set_printoptions()
+    print_tables(rows)
+    write_json(rows, args.json)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""The ExecuTorch flows, stock and with layoutopt, measured by the backends' own outputs:
+TOSA op counts and Vela cycles (Ethos-U), CMSIS-NN kernel coverage (Cortex-M), the .pte's
+outputs through ExecuTorch's runtime (XNNPACK). Small models, so each flow takes seconds."""
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+pytest.importorskip("executorch", reason="the ExecuTorch flows need the executorch extra "
+                                         "(pip install 'layoutopt[executorch]')")
+
+from layoutopt.errors import LayoutoptError  # noqa: E402
+from layoutopt.executorch import CompileError, compile_cortex_m, compile_ethos_u, compile_xnnpack  # noqa: E402
+from layoutopt.zoo.models import ShuffleUnit, Wav2LetterNano  # noqa: E402
+
+
+def tiny_shufflenet():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1), nn.ReLU(), ShuffleUnit(16), ShuffleUnit(16),
+                          nn.Conv2d(16, 8, 1)).eval()
+    return model, (torch.randn(1, 3, 16, 16),)
+
+
+def side_by_side(compile_fn, model, inputs, tmp_path, **kw):
+    stock = compile_fn(model, inputs, optimize=False, out_dir=tmp_path / "stock", **kw)
+    ours = compile_fn(model, inputs, optimize=True, out_dir=tmp_path / "layoutopt", **kw)
+    return stock, ours
+
+
+def test_ethos_u55_channel_shuffles_cost_fewer_transposes_and_cycles(tmp_path):
+    stock, ours = side_by_side(compile_ethos_u, *tiny_shufflenet(), tmp_path, target="ethos-u55-128")
+    assert stock["layoutopt"] is None
+    assert ours["layoutopt"]["rewrites"] == {"channel_shuffle_to_channels_last": 2}
+    # the stock flow brings each shuffle to NCHW and back; layoutopt's form keeps one transpose
+    assert stock["tosa_ops"]["TRANSPOSE"] == 6 and ours["tosa_ops"]["TRANSPOSE"] == 4
+    assert ours["vela"]["cycles_total"] < stock["vela"]["cycles_total"]
+    assert ours["vela"]["transpose_cycles"] < stock["vela"]["transpose_cycles"]
+    for r in (stock, ours):
+        assert r["partitions"] == 1 and len(r["tosa_files"]) == 1
+        assert r["tosa_ops"]["CONV2D"] == 6 and r["tosa_ops"]["DEPTHWISE_CONV2D"] == 2
+        assert (tmp_path / ("layoutopt" if r["optimized"] else "stock") / "model.pte").stat().st_size > 0
+        assert r["vela"]["cycles_npu"] <= r["vela"]["cycles_total"]
+
+
+def test_cortex_m_convolutions_of_an_nchw_model_become_cmsis_nn_kernels(tmp_path):
+    torch.manual_seed(0)
+    stock, ours = side_by_side(compile_cortex_m, Wav2LetterNano().eval(), (torch.randn(1, 16, 64),), tmp_path)
+    assert stock["float_compute_ops"] == {"aten.convolution": 5} and stock["compute_kernels"] == 0
+    assert ours["float_compute_ops"] == {} and ours["ops"]["cortex_m.quantized_conv2d"] == 5
+    assert ours["cortex_m_transposes"] == 0
+
+
+def test_xnnpack_pte_runs_and_matches_the_stock_pte(tmp_path):
+    model, inputs = tiny_shufflenet()
+    stock, ours = side_by_side(compile_xnnpack, model, inputs, tmp_path)
+    expected = model(*inputs)
+    stock_err = float((stock["outputs"][0] - expected).abs().max())
+    ours_err = float((ours["outputs"][0] - expected).abs().max())
+    assert ours["layoutopt"]["rewrites"] == {"channel_shuffle_to_channels_last": 2}
+    assert ours["partitions"] >= 1 and ours["cpu_ops"] == stock["cpu_ops"]
+    # both are int8 approximations of the same float model: same error scale
+    assert ours_err <= 2 * stock_err + 1e-3, (ours_err, stock_err)
+
+
+def test_nothing_delegated_is_one_clear_error(tmp_path):
+    class Sort(nn.Module):
+        def forward(self, x):
+            return torch.sort(x).values
+
+    with pytest.raises(CompileError, match=r"^ethos-u55-128: nothing was delegated to the NPU; ops left on the "
+                                           r"CPU: aten.sort, "):
+        compile_ethos_u(Sort(), (torch.rand(8),), optimize=False, out_dir=tmp_path)
+
+
+def test_a_failing_stage_is_named(tmp_path):
+    model, inputs = tiny_shufflenet()
+    with pytest.raises(CompileError, match=r"^xnnpack: quantize failed"):
+        compile_xnnpack(model, inputs, optimize=False, out_dir=tmp_path, calibration=[(torch.randn(1, 5, 16, 16),)])
+
+
+def test_missing_extra_is_one_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "executorch", None)
+    with pytest.raises(LayoutoptError, match=r"pip install 'layoutopt\[executorch\]'"):
+        compile_cortex_m(*tiny_shufflenet(), out_dir=tmp_path)
