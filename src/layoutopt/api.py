@@ -19,6 +19,7 @@ from .layout.problem import build_problem, user_input_names, user_output_nodes
 from .layout.solve import solve
 from .rewrites import RewriteLog, rewrite
 from .report import Report
+from .report.graph_view import view_of
 from .targets import Target, get_target
 from .verify.numerics import compare
 
@@ -113,6 +114,7 @@ def optimize(model: "torch.nn.Module | ExportedProgram", example_inputs: Sequenc
     refresh_meta(program.graph_module)  # the strides eager gives, which export's meta may not
 
     before = measure_program(program, tgt, io)
+    graph_before = view_of(program, before.charges)
     # the rules emit ATen ops; an edge program (core ATen, dim-order copies) is planned only
     log = rewrite(program, tgt, skip_rules) if rewrites and not is_edge(program) else RewriteLog()
     problem = build_problem(program, tgt, io)
@@ -151,5 +153,7 @@ def optimize(model: "torch.nn.Module | ExportedProgram", example_inputs: Sequenc
                            for c in after.charges],
         layout_mismatches=[] if verification is None else verification.layout_mismatches,
         plan_mismatches=plan_mismatches,
+        graph_before=graph_before,
+        graph_after=view_of(program, after.charges),
     )
     return Result(program, report)

@@ -23,7 +23,10 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--target", default="ethos-u55", help=f"deployment target: {', '.join(TARGETS)}")
         sp.add_argument("--io-layout", default="contiguous",
                         help="layout user inputs and outputs keep: contiguous or channels_last (ranks 4 and 5)")
-        sp.add_argument("--json", metavar="FILE", help="write the report as JSON")
+        sp.add_argument("--json", metavar="FILE", help="write the report as JSON (schema: layoutopt schema)")
+        sp.add_argument("--html", metavar="FILE", help="write the report as one HTML page with graph pictures")
+        sp.add_argument("--explain", metavar="NODE", help="why NODE's output got its layout, and what the "
+                                                          "other layouts would cost")
         sp.add_argument("--no-verify", action="store_true", help="skip the numerical check")
         sp.add_argument("--no-rewrites", action="store_true", help="plan layouts only; leave op forms alone")
 
@@ -51,10 +54,17 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _write_json(path: str | None, report) -> None:
-    if path:
-        with open(path, "w") as f:
-            f.write(report.to_json() + "\n")
+def _write_outputs(args: argparse.Namespace, result) -> None:
+    if args.json:
+        with open(args.json, "w") as f:
+            f.write(result.report.to_json() + "\n")
+    if args.html:
+        result.report.save_html(args.html)
+        print(f"wrote {args.html}")
+    if args.explain:
+        from .explain import explain
+
+        print(explain(result, args.explain), end="")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -74,7 +84,7 @@ def _run(args: argparse.Namespace) -> int:
                                     verify=not args.no_verify, rewrites=not args.no_rewrites)
         print(f"model: {args.model} (bundled, random init)")
         print(result.report.render(), end="")
-        _write_json(args.json, result.report)
+        _write_outputs(args, result)
         return 0
     if args.command == "optimize":
         layoutopt.get_target(args.target)
@@ -86,7 +96,7 @@ def _run(args: argparse.Namespace) -> int:
         save_program(result.program, args.output, force=args.force, source=args.model)
         print(result.report.render(), end="")
         print(f"wrote {args.output}")
-        _write_json(args.json, result.report)
+        _write_outputs(args, result)
         return 0
     if args.command == "compile":
         return _compile(args)

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
+
+from .graph_view import GraphView
 
 SCHEMA_VERSION = 1
 
@@ -27,6 +29,9 @@ class Report:
     conversions_after: list[dict[str, Any]] = field(default_factory=list)
     layout_mismatches: list[str] = field(default_factory=list)  # real eager strides differ from meta
     plan_mismatches: list[str] = field(default_factory=list)  # the graph differs from the solved plan
+    # what the pictures are drawn from; not part of the JSON
+    graph_before: GraphView | None = field(default=None, repr=False, compare=False)
+    graph_after: GraphView | None = field(default=None, repr=False, compare=False)
 
     @property
     def optimality_gap(self) -> float | None:
@@ -38,13 +43,24 @@ class Report:
         return (self.transpose_bytes_after - self.lower_bound_bytes) / self.transpose_bytes_after
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("graph_")}
         d["optimality_gap"] = self.optimality_gap
         d["schema_version"] = SCHEMA_VERSION
         return d
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    def to_html(self, title: str = "layoutopt report") -> str:
+        from .html import render_html
+
+        return render_html(self, self.graph_before, self.graph_after, title)
+
+    def save_html(self, path: str, title: str = "layoutopt report") -> None:
+        """One self-contained HTML file: the figures and the graph before and after."""
+        page = self.to_html(title)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(page)
 
     def rows(self) -> list[tuple[str, str, str]]:
         mib = 1024 * 1024
