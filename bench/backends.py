@@ -29,20 +29,11 @@ from common import write_json  # noqa: E402
 from models import EXECUTORCH  # noqa: E402
 
 from layoutopt.errors import LayoutoptError  # noqa: E402
-from layoutopt.executorch import compile_cortex_m, compile_ethos_u, compile_xnnpack, xnnpack  # noqa: E402
+from layoutopt.executorch import FLOWS, compile_flow, xnnpack  # noqa: E402
 from layoutopt.executorch.figures import figures  # noqa: E402
 
-FLOWS = ("ethos-u55-128", "ethos-u85-256", "cortex-m", "xnnpack")
 #: the figures where layoutopt must never lose, and which way is better
 NEVER_WORSE = {"TOSA TRANSPOSE": -1, "Vela cycles total": -1, "CMSIS-NN conv/linear kernels": +1}
-
-
-def compile_flow(flow, model, inputs, optimize, out_dir):
-    if flow.startswith("ethos-u"):
-        return compile_ethos_u(model, inputs, target=flow, optimize=optimize, out_dir=out_dir)
-    if flow == "cortex-m":
-        return compile_cortex_m(model, inputs, optimize=optimize, out_dir=out_dir)
-    return compile_xnnpack(model, inputs, optimize=optimize, out_dir=out_dir)
 
 
 def xnnpack_times(stock, ours, inputs, reps):

@@ -1,8 +1,6 @@
 """Public architectures (Hugging Face transformers classes, small configs, random init):
 every plan at its solver's bound, outputs equal, and never worse than channels_last()."""
 import copy
-import os
-import sys
 
 import pytest
 import torch
@@ -10,8 +8,7 @@ import torch
 from helpers import check_plan
 
 pytest.importorskip("transformers")
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
-from models import HF_SMALL  # noqa: E402
+from layoutopt.zoo.public import HF_SMALL  # noqa: E402
 
 import layoutopt  # noqa: E402
 

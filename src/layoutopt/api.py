@@ -4,7 +4,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch.export import ExportedProgram
@@ -81,7 +81,7 @@ def measure_transposes(program: ExportedProgram, target: "str | Target" = "xnnpa
 def optimize(model: "torch.nn.Module | ExportedProgram", example_inputs: Sequence[Any] | None = None, *,
              target: "str | Target" = "xnnpack", io_layout: "str | IOLayout" = "contiguous",
              verify: bool = True, seed: int = 0, rewrites: bool = True, plan: bool = True,
-             skip_rules: Sequence[str] = ()) -> Result:
+             skip_rules: Sequence[str] = (), progress: "Callable[[str], None] | None" = None) -> Result:
     """Lay out every tensor of ``model`` so that an NHWC ``target`` moves the fewest bytes.
 
     ``model`` is an ``nn.Module`` (exported with ``example_inputs``), an ``ExportedProgram``, or
@@ -91,8 +91,10 @@ def optimize(model: "torch.nn.Module | ExportedProgram", example_inputs: Sequenc
     original on seeded random inputs (or ``example_inputs``).
     With ``rewrites`` the op-form rules run before planning (``layoutopt.rewrites``), less
     those named in ``skip_rules``. Without ``plan`` no layout is assigned: for a backend that
-    decides layouts itself from the ops it sees, only the rewrites matter.
+    decides layouts itself from the ops it sees, only the rewrites matter. ``progress`` is
+    called with the name of each stage as it starts.
     """
+    stage = progress or (lambda name: None)
     start = time.perf_counter()
     tgt = get_target(target)
     io = IOLayout.parse(io_layout)
@@ -113,12 +115,16 @@ def optimize(model: "torch.nn.Module | ExportedProgram", example_inputs: Sequenc
     program = copy.deepcopy(source)
     refresh_meta(program.graph_module)  # the strides eager gives, which export's meta may not
 
+    stage("measure")
     before = measure_program(program, tgt, io)
     graph_before = view_of(program, before.charges)
     # the rules emit ATen ops; an edge program (core ATen, dim-order copies) is planned only
+    stage("rewrite")
     log = rewrite(program, tgt, skip_rules) if rewrites and not is_edge(program) else RewriteLog()
+    stage("plan")
     problem = build_problem(program, tgt, io)
     if plan:
+        stage("solve")
         solution = solve(problem)
         plan_mismatches = materialize(program, problem, solution.chosen)
     else:
@@ -127,6 +133,7 @@ def optimize(model: "torch.nn.Module | ExportedProgram", example_inputs: Sequenc
 
     verification = None
     if verify:
+        stage("verify")
         try:
             verification = compare(source, program, inputs, seed)
         except LayoutoptError:

@@ -50,6 +50,13 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("--compare", action="store_true", help="run the stock flow and layoutopt's side by side")
     comp.add_argument("--json", metavar="FILE", help="write the figures as JSON")
 
+    zoo = sub.add_parser("zoo", help="optimize the bundled model set (random init) and print a table")
+    zoo.add_argument("--models", help="comma-separated names (default: all; see the error for the list)")
+    zoo.add_argument("--target", default="ethos-u55", help=f"deployment target: {', '.join(TARGETS)}")
+    zoo.add_argument("--json", metavar="FILE", help="write the rows as JSON")
+    zoo.add_argument("--compare", choices=["executorch"], help="add stock vs layoutopt columns from the "
+                                                               "target's ExecuTorch flow (executorch extra)")
+
     sub.add_parser("targets", help="list the targets and what they need")
     return p
 
@@ -100,6 +107,10 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "compile":
         return _compile(args)
+    if args.command == "zoo":
+        from .zoo.run import run_zoo
+
+        return run_zoo(args.models.split(",") if args.models else None, args.target, args.json, args.compare)
     raise InputError(f"unknown command {args.command}")
 
 

@@ -135,4 +135,23 @@ def compile_cortex_m(model, example_inputs: Sequence[Any], optimize: bool = True
             "seconds": time.perf_counter() - start}
 
 
-__all__ = ["CompileError", "compile_cortex_m", "compile_ethos_u", "compile_xnnpack"]
+#: the flows by name: an Ethos-U configuration, "cortex-m" or "xnnpack"
+FLOWS = ("ethos-u55-128", "ethos-u85-256", "cortex-m", "xnnpack")
+#: the flow that deploys each of layoutopt's targets
+FLOW_OF_TARGET = {"ethos-u55": "ethos-u55-128", "ethos-u85": "ethos-u85-256", "cortex-m": "cortex-m",
+                  "xnnpack": "xnnpack"}
+
+
+def compile_flow(flow: str, model, example_inputs, optimize: bool, out_dir: "str | Path") -> dict:
+    """``compile_ethos_u`` for an Ethos-U configuration name, else the named backend's compile."""
+    if flow.startswith("ethos-u"):
+        return compile_ethos_u(model, example_inputs, target=flow, optimize=optimize, out_dir=out_dir)
+    if flow == "cortex-m":
+        return compile_cortex_m(model, example_inputs, optimize=optimize, out_dir=out_dir)
+    if flow == "xnnpack":
+        return compile_xnnpack(model, example_inputs, optimize=optimize, out_dir=out_dir)
+    raise InputError(f"unknown flow '{flow}'; choose an Ethos-U configuration (e.g. ethos-u55-128), "
+                     "cortex-m or xnnpack")
+
+
+__all__ = ["CompileError", "FLOWS", "compile_cortex_m", "compile_ethos_u", "compile_flow", "compile_xnnpack"]

@@ -24,11 +24,26 @@ MODELS: dict[str, Callable[[], tuple[torch.nn.Module, tuple[torch.Tensor, ...]]]
 }
 
 
+def names() -> list[str]:
+    """The bundled toy models, then the public ones (``zoo.public``, built with transformers)."""
+    from .public import HF_SMALL
+
+    return list(MODELS) + list(HF_SMALL)
+
+
 def build(name: str, seed: int = 0) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
     from ..errors import InputError
+    from .public import HF_SMALL
 
-    if name not in MODELS:
-        raise InputError(f"unknown model '{name}'; choose one of: {', '.join(MODELS)}")
+    if name not in MODELS and name not in HF_SMALL:
+        raise InputError(f"unknown model '{name}'; choose one of: {', '.join(names())}")
     torch.manual_seed(seed)
-    model, inputs = MODELS[name]()
+    if name in HF_SMALL:
+        try:
+            import transformers  # noqa: F401
+        except ImportError:
+            raise InputError(f"model '{name}' is built with transformers: pip install transformers") from None
+        model, inputs = HF_SMALL[name]()
+    else:
+        model, inputs = MODELS[name]()
     return model.eval(), inputs
