@@ -58,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
                                                                "target's ExecuTorch flow (executorch extra)")
 
     sub.add_parser("targets", help="list the targets and what they need")
+    sub.add_parser("schema", help="print the JSON schema of the report (--json output)")
     return p
 
 
@@ -78,6 +79,13 @@ def _run(args: argparse.Namespace) -> int:
     import layoutopt
     from .files import load_program, save_program
 
+    if args.command == "schema":
+        import json
+
+        from .report.report import schema
+
+        print(json.dumps(schema(), indent=2))
+        return 0
     if args.command == "targets":
         for t in layoutopt.TARGETS.values():
             fams = ", ".join(sorted(f.value for f in t.channels_last))

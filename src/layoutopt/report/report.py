@@ -7,7 +7,14 @@ from typing import Any
 
 from .graph_view import GraphView
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # see report.schema.json beside this file for what changed
+
+
+def schema() -> dict[str, Any]:
+    """The JSON schema ``Report.to_dict()`` follows (versioned by ``schema_version``)."""
+    from importlib.resources import files
+
+    return json.loads(files(__package__).joinpath("report.schema.json").read_text(encoding="utf-8"))
 
 
 @dataclass

@@ -102,6 +102,6 @@ def run_zoo(models: list[str] | None, target: str, json_path: str | None, compar
     console.print(table)
     if json_path:
         with open(json_path, "w") as f:
-            json.dump({"schema_version": 1, "target": target, "rows": rows}, f, indent=2)
+            json.dump({"target": target, "rows": rows}, f, indent=2)
         console.print(f"wrote {json_path}")
     return 0 if all("error" not in r for r in rows) else 1
