@@ -129,6 +129,7 @@ def main(argv=None):
                 print(f"{name} / {flow}: {time.perf_counter() - start:.0f} s"
                       + (f" (error: {row['error']})" if "error" in row else ""), flush=True)
                 rows.append(row)
+                write_json(rows, args.json)  # a long run keeps what it has measured
     torch.set_printoptions()
     print_tables(rows)
     write_json(rows, args.json)

@@ -38,11 +38,11 @@ EXECUTORCH: dict[str, Callable] = {
     "mobilenet_v2_nano": lambda: build_zoo("mobilenet_v2_nano"),  # 64 px
     "ds_cnn_kws": ds_cnn,
     "wav2letter_nano": lambda: build_zoo("wav2letter_nano"),
-    "hf_mobilenet_v2_96": hf("MobileNetV2Config", "MobileNetV2Model", (1, 3, 96, 96), image_size=96),
     "hf_convnext_small": HF_SMALL["hf_convnext_small"],  # 2 stages, 64 px
     "hf_vit_small": HF_SMALL["hf_vit_small"],  # 2 layers, 64 px
     "hf_mobilevit_small": HF_SMALL["hf_mobilevit_small"],  # 64 px
     "hf_wav2vec2_small": HF_SMALL["hf_wav2vec2_small"],  # conv1d feature encoder + 1 layer, 0.25 s
+    "hf_mobilenet_v2_96": hf("MobileNetV2Config", "MobileNetV2Model", (1, 3, 96, 96), image_size=96),
 }
 
 

@@ -15,13 +15,15 @@ from ..ir import ops
 from .conv1x1_to_fc import Conv1x1ToFullyConnected
 from .flatten_linear_to_nhwc import FlattenLinearToNHWC
 from .fuse_permute_chains import ComposePermutes, FoldConstantPermute
+from .fuse_permute_reshape import FusePermuteReshapePermute
 from .pointwise_linear import PointwiseLinearToConv
 from .fuse_squeeze_unsqueeze import CancelUnsqueezeOfSqueeze, SinkSqueeze
 
 
 def rules_for(target: Target) -> list[Rule]:
     """The rules that pay on ``target``, in the order they run each round."""
-    rules: list[Rule] = [ComposePermutes(), FoldConstantPermute(), Conv1dToConv2d(), SinkSqueeze(),
+    rules: list[Rule] = [ComposePermutes(), FoldConstantPermute(), FusePermuteReshapePermute(target),
+                         Conv1dToConv2d(), SinkSqueeze(),
                          CancelUnsqueezeOfSqueeze(), PointwiseLinearToConv()]
     if ops.Family.CONV in target.channels_last:
         rules += [FlattenLinearToNHWC(target), ChannelShuffleToChannelsLast(target)]

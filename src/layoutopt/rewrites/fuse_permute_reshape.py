@@ -1,0 +1,117 @@
+"""permute(reshape(permute(x, p), s), q) -> reshape(permute(x, r), s') or permute(reshape(x, s'), r)
+(one permute, or none), when the two forms move every element to the same place.
+
+Each permute can be a transpose on a backend that executes permutes; a chain of two around a
+reshape often restates one transpose (or none: splitting a dim and moving the pieces back).
+Equality is proved, not guessed: the chain and each candidate are applied to the index
+tensor ``arange(numel).reshape(x.shape)``; pure data movement is equal for every input exactly
+when it is equal on the indices. Candidates without a permute are tried first, then those
+whose single permute comes first, then last. A ``contiguous()`` between the first permute and
+the reshape is part of the pattern.
+
+On a target whose convolutions run channels-last, a rank-4 permute that only restates
+NCHW <-> NHWC is free on the data it reads (it is how NHWC data is seen in NCHW terms), so a
+chain that starts or ends with one is left alone: fusing it would tie the data to NCHW.
+
+Declined: inner tensors another op also reads, chains with no single-permute form, chains
+whose NCHW <-> NHWC permute is free on the target.
+"""
+from __future__ import annotations
+
+import itertools
+
+import torch
+from torch.fx import Node
+
+from ..ir import ops
+from ..ir.access import fake_value
+from ..layout.perm import Perm
+from .base import GraphEdit, Match, Reject, Rule
+from ..targets import Target
+from .fuse_permute_chains import as_perm
+
+aten = ops.aten
+_PERMUTES = frozenset({aten.permute, aten.transpose, aten.t})
+_VIEWS = frozenset({aten.view, aten.reshape, aten._unsafe_view})
+_MAX_RANK = 5
+_TO_NHWC, _TO_NCHW = (0, 2, 3, 1), (0, 3, 1, 2)
+
+
+def _packet(node) -> object:
+    if not isinstance(node, Node) or node.op != "call_function":
+        return None
+    return getattr(ops.aten_overload(node.target), "overloadpacket", None)
+
+
+def _is_contiguous_copy(node) -> bool:
+    if _packet(node) not in (aten.clone, aten.contiguous):
+        return False
+    fmt = node.kwargs.get("memory_format", node.args[1] if len(node.args) > 1 else None)
+    return fmt is None or str(fmt) == "torch.contiguous_format"
+
+
+def single_permute_form(shape, p: Perm, mid, q: Perm):
+    """``("reshape_first" | "permute_first", r, s')`` equal to permute-reshape-permute on every
+    input, found by index replay; r is None when no permute is needed. None if there is none."""
+    idx = torch.arange(int(torch.Size(shape).numel()), dtype=torch.int64).reshape(shape)
+    want = idx.permute(p.dims).reshape(mid).permute(q.dims)
+    out = tuple(want.shape)
+    if torch.equal(idx.reshape(out), want):
+        return ("reshape_first", None, out)
+    for r in itertools.permutations(range(len(shape))):
+        if torch.equal(idx.permute(r).reshape(out), want):
+            return ("permute_first", Perm(r), out)
+    for r in itertools.permutations(range(len(out))):
+        inverse = Perm(r).inverse().dims
+        before = tuple(out[inverse[k]] for k in range(len(out)))
+        if torch.equal(idx.reshape(before).permute(r), want):
+            return ("reshape_first", Perm(r), before)
+    return None
+
+
+class FusePermuteReshapePermute(Rule):
+    name = "fuse_permute_reshape_permute"
+    anchors = _PERMUTES
+
+    def __init__(self, target: Target):
+        self.free_restatements = ops.Family.CONV in target.channels_last
+        self.target = target
+
+    def match(self, node: Node, edit: GraphEdit) -> Match | Reject | None:
+        q = as_perm(node)
+        view = node.args[0]
+        if q is None or _packet(view) not in _VIEWS:
+            return None
+        inner = view.args[0]
+        copy = inner if _is_contiguous_copy(inner) else None
+        first = copy.args[0] if copy is not None else inner
+        p = as_perm(first)
+        if p is None:
+            return None
+        x = first.args[0]
+        src, mid = fake_value(x), fake_value(view)
+        if src is None or mid is None or src.dim() > _MAX_RANK or mid.dim() > _MAX_RANK:
+            return None
+        if self.free_restatements and (tuple(p.dims) == _TO_NHWC or tuple(q.dims) == _TO_NCHW):
+            return self.reject(node, f"its NCHW <-> NHWC permute is free on {self.target.name}")
+        chain = [first] + ([copy] if copy is not None else []) + [view]  # producer to consumer
+        if any(len(n.users) != 1 for n in chain):
+            return self.reject(node, "a tensor inside the chain is also read by another op")
+        form = single_permute_form(tuple(int(d) for d in src.shape), p, tuple(int(d) for d in mid.shape), q)
+        if form is None:
+            return self.reject(node, "no single permute moves the elements as the chain does")
+        return Match(node, {"x": x, "form": form, "chain": chain})
+
+    def rewrite(self, edit: GraphEdit, m: Match) -> None:
+        order, r, shape = m["form"]
+        node, x = m.node, m["x"]
+        if order == "permute_first":
+            permuted = edit.call(aten.permute.default, (x, list(r.dims)), like=node)
+            result = edit.call(aten.reshape.default, (permuted, list(shape)), like=node)
+        else:
+            result = edit.call(aten.reshape.default, (x, list(shape)), like=node)
+            if r is not None:
+                result = edit.call(aten.permute.default, (result, list(r.dims)), like=node)
+        edit.replace(node, result)
+        for step in reversed(m["chain"]):
+            edit.erase_if_dead(step)

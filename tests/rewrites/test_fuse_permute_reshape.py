@@ -1,0 +1,117 @@
+"""permute -> reshape -> permute becomes one permute and a reshape (or a reshape alone) when
+index replay proves the two move every element alike; pure data movement, so bit-exact."""
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+import layoutopt
+from helpers import check_plan, op_counts
+from layoutopt.layout.perm import Perm
+from layoutopt.rewrites.fuse_permute_reshape import single_permute_form
+
+RULE = "fuse_permute_reshape_permute"
+PERMUTES = ("aten.permute.default", "aten.transpose.int")
+
+
+def permutes(program):
+    return sum(op_counts(program)[p] for p in PERMUTES)
+
+
+class Chain(nn.Module):
+    def __init__(self, p, shape, q, contiguous=False):
+        super().__init__()
+        self.p, self.shape, self.q, self.contiguous = p, shape, q, contiguous
+
+    def forward(self, x):
+        y = x.permute(self.p)
+        y = y.contiguous() if self.contiguous else y
+        return y.reshape(self.shape).permute(self.q) * 2
+
+
+def reasons(result):
+    return [d["reason"] for d in result.report.declined if d["reason"].startswith(RULE)]
+
+
+def test_split_and_move_back_is_a_reshape_alone():
+    # NHWC -> NCHW, split C into (2, 3), move the pieces back last: only the reshape remains
+    model = Chain((0, 3, 1, 2), (1, 2, 3, 4, 5), (0, 3, 4, 1, 2), contiguous=True)
+    r = check_plan(model, (torch.randn(1, 4, 5, 6),), target="xnnpack", before=2, after=0, exact=True)
+    assert r.report.rewrites == {RULE: 1} and permutes(r.program) == 0
+    assert op_counts(r.program)["aten.reshape.default"] == 1
+
+
+def test_two_transposes_around_a_merge_become_one():
+    # (N, H, W, C) -> (N, C, H, W) -> (N, C, H*W) -> (N, H*W, C) is one merge of H and W
+    model = Chain((0, 3, 1, 2), (2, 6, 20), (0, 2, 1))
+    r = check_plan(model, (torch.randn(2, 4, 5, 6),), target="xnnpack", exact=True)
+    assert r.report.rewrites == {RULE: 1} and permutes(r.program) == 0
+
+
+def test_declined_without_a_single_permute_form():
+    model = Chain((1, 0), (3, 8), (1, 0))  # a transpose, a re-split, a transpose: not one permute
+    r = layoutopt.optimize(model, (torch.randn(4, 6),))
+    assert reasons(r) == [f"{RULE}: no single permute moves the elements as the chain does"]
+    assert permutes(r.program) == 2
+
+
+def test_nhwc_restatements_are_left_to_nhwc_targets():
+    model = Chain((0, 2, 3, 1), (1, 20, 4), (0, 2, 1))
+    r = layoutopt.optimize(model, (torch.randn(1, 4, 4, 5),), target="ethos-u55")
+    assert reasons(r) == [f"{RULE}: its NCHW <-> NHWC permute is free on ethos-u55"]
+    assert permutes(r.program) == 2
+
+
+def test_declined_when_an_inner_tensor_has_another_reader():
+    class Shared(nn.Module):
+        def forward(self, x):
+            y = x.permute(0, 2, 1)
+            return y.reshape(2, 6, 4).permute(0, 2, 1), y.sum()
+
+    r = layoutopt.optimize(Shared(), (torch.randn(2, 4, 6),))
+    assert reasons(r) == [f"{RULE}: a tensor inside the chain is also read by another op"]
+
+
+def test_a_chain_that_restates_nothing_disappears():
+    r = check_plan(Chain((1, 0), (3, 4), (1, 0)), (torch.randn(4, 3),), target="xnnpack", exact=True)
+    assert r.report.rewrites == {RULE: 1} and permutes(r.program) == 0
+
+
+def test_idempotent():
+    model = Chain((0, 3, 1, 2), (2, 6, 20), (0, 2, 1))
+    first = layoutopt.optimize(model, (torch.randn(2, 4, 5, 6),))
+    second = layoutopt.optimize(first.program, (torch.randn(2, 4, 5, 6),))
+    assert RULE not in second.report.rewrites and op_counts(second.program) == op_counts(first.program)
+
+
+@st.composite
+def chains(draw):
+    rank = draw(st.integers(2, 4))
+    shape = tuple(draw(st.lists(st.integers(1, 4), min_size=rank, max_size=rank)))
+    p = tuple(draw(st.permutations(range(rank))))
+    permuted = [shape[d] for d in p]
+    # merge two neighbouring dims of the permuted shape, or split one into its factors
+    if rank >= 2 and draw(st.booleans()):
+        i = draw(st.integers(0, rank - 2))
+        mid = permuted[:i] + [permuted[i] * permuted[i + 1]] + permuted[i + 2:]
+    else:
+        mid = permuted + [1]
+    q = tuple(draw(st.permutations(range(len(mid)))))
+    return shape, p, tuple(mid), q
+
+
+@given(chains())
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+def test_a_found_form_is_exact_on_random_data(chain):
+    shape, p, mid, q = chain
+    x = torch.randn(shape)
+    want = x.permute(p).reshape(mid).permute(q)
+    form = single_permute_form(shape, Perm(p), mid, Perm(q))
+    if form is None:
+        return
+    order, r, s = form
+    if order == "permute_first":
+        got = x.permute(r.dims).reshape(s)
+    else:
+        got = x.reshape(s) if r is None else x.reshape(s).permute(r.dims)
+    assert torch.equal(got, want)
