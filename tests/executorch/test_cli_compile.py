@@ -48,3 +48,13 @@ def test_bad_input_is_one_line(tmp_path, capsys):
 def test_unknown_ethos_target_is_one_line(saved, tmp_path, capsys):
     assert main(["compile", "--backend", "ethos-u", "--target", "ethos-u99", saved, "-o", str(tmp_path)]) == 2
     assert "unknown Ethos-U target 'ethos-u99'" in capsys.readouterr().err
+
+
+def test_zoo_compare_adds_the_flow_figures(tmp_path, capsys):
+    js = tmp_path / "zoo.json"
+    assert main(["zoo", "--models", "wav2letter_nano", "--target", "cortex-m", "--compare", "executorch",
+                 "--json", str(js)]) == 0
+    (row,) = json.loads(js.read_text())["rows"]
+    assert row["executorch"] == {"CMSIS-NN conv/linear kernels": [0, 5], "cortex_m transposes": [0, 0]}
+    out = capsys.readouterr().out
+    assert "CMSIS-NN" in out and "0 -> 5" in out
