@@ -43,6 +43,14 @@ def test_ethos_u55_channel_shuffles_cost_fewer_transposes_and_cycles(tmp_path):
         assert r["vela"]["cycles_npu"] <= r["vela"]["cycles_total"]
 
 
+def test_ethos_u85_channel_shuffles_run_as_permutation_convolutions(tmp_path):
+    stock, ours = side_by_side(compile_ethos_u, *tiny_shufflenet(), tmp_path, target="ethos-u85-256")
+    assert ours["layoutopt"]["rewrites"] == {"channel_shuffle_to_conv": 2}
+    assert ours["tosa_ops"]["CONV2D"] == stock["tosa_ops"]["CONV2D"] + 2
+    assert ours["tosa_ops"].get("TRANSPOSE", 0) < stock["tosa_ops"]["TRANSPOSE"]
+    assert ours["vela"]["cycles_total"] < stock["vela"]["cycles_total"]
+
+
 def test_cortex_m_convolutions_of_an_nchw_model_become_cmsis_nn_kernels(tmp_path):
     torch.manual_seed(0)
     stock, ours = side_by_side(compile_cortex_m, Wav2LetterNano().eval(), (torch.randn(1, 16, 64),), tmp_path)
@@ -57,10 +65,11 @@ def test_xnnpack_pte_runs_and_matches_the_stock_pte(tmp_path):
     expected = model(*inputs)
     stock_err = float((stock["outputs"][0] - expected).abs().max())
     ours_err = float((ours["outputs"][0] - expected).abs().max())
-    assert ours["layoutopt"]["rewrites"] == {"channel_shuffle_to_channels_last": 2}
-    assert ours["partitions"] >= 1 and ours["cpu_ops"] == stock["cpu_ops"]
-    # both are int8 approximations of the same float model: same error scale
-    assert ours_err <= 2 * stock_err + 1e-3, (ours_err, stock_err)
+    # XNNPACK lays out its delegate itself and runs shuffles fastest as written: nothing to change
+    assert ours["layoutopt"]["rewrites"] == {}
+    assert ours["partitions"] == stock["partitions"] >= 1 and ours["cpu_ops"] == stock["cpu_ops"]
+    assert torch.equal(ours["outputs"][0], stock["outputs"][0])
+    assert ours_err == stock_err < 0.05
 
 
 def test_nothing_delegated_is_one_clear_error(tmp_path):

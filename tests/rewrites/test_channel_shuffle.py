@@ -6,9 +6,11 @@ from torch import nn
 
 import layoutopt
 from helpers import check_plan, op_counts
+from layoutopt.rewrites.channel_shuffle import shuffle_matrix
 from layoutopt.zoo.models import channel_shuffle
 
 RULE = "channel_shuffle_to_channels_last"
+CONV_RULE = "channel_shuffle_to_conv"
 
 
 class Shuffle(nn.Module):
@@ -58,7 +60,7 @@ def test_declined_when_an_inner_tensor_has_another_reader():
             v = x.view(1, 2, 4, 3, 3)
             return v.transpose(1, 2).contiguous().view(1, 8, 3, 3), v.sum()
 
-    r = layoutopt.optimize(Twice(), (torch.randn(1, 8, 3, 3),))
+    r = layoutopt.optimize(Twice(), (torch.randn(1, 8, 3, 3),), target="ethos-u55")
     assert reasons(r) == [f"{RULE}: a tensor inside the shuffle is also read by another op"]
     assert r.report.rewrites == {}
     assert op_counts(r.program)["aten.view.default"] == 2
@@ -79,13 +81,36 @@ def test_declined_when_the_views_are_not_a_channel_split():
         def forward(self, x):  # splits W into (2, 3), swaps C with H: not a channel shuffle
             return x.view(1, 4, 6, 3, 2).transpose(1, 2).contiguous().view(1, 4, 6, 6)
 
-    r = layoutopt.optimize(WidthSplit(), (torch.randn(1, 4, 6, 6),))
+    r = layoutopt.optimize(WidthSplit(), (torch.randn(1, 4, 6, 6),), target="ethos-u55")
     assert reasons(r) == [f"{RULE}: the views are not a split of the channel axis into g*k and back"]
     assert r.report.rewrites == {}
 
 
-def test_idempotent():
-    first = layoutopt.optimize(Shuffle(2), (torch.randn(1, 8, 4, 4),), target="xnnpack")
-    second = layoutopt.optimize(first.program, (torch.randn(1, 8, 4, 4),), target="xnnpack")
-    assert first.report.rewrites == {RULE: 1} and RULE not in second.report.rewrites
+@pytest.mark.parametrize("target,rule", [("ethos-u55", RULE), ("ethos-u85", CONV_RULE)])
+def test_idempotent(target, rule):
+    first = layoutopt.optimize(Shuffle(2), (torch.randn(1, 8, 4, 4),), target=target)
+    second = layoutopt.optimize(first.program, (torch.randn(1, 8, 4, 4),), target=target)
+    assert first.report.rewrites == {rule: 1} and rule not in second.report.rewrites
     assert op_counts(second.program) == op_counts(first.program)
+
+
+@pytest.mark.parametrize("channels,groups", [(8, 2), (12, 3), (12, 4)])
+def test_the_permutation_matrix_is_the_shuffle(channels, groups):
+    x = torch.randn(2, channels, 3, 3)
+    weight = shuffle_matrix(channels, groups)[:, :, None, None]
+    assert torch.equal(torch.nn.functional.conv2d(x, weight), channel_shuffle(x, groups))
+
+
+def test_on_ethos_u85_the_shuffle_becomes_a_permutation_conv():
+    r = check_plan(Shuffle(4), (torch.randn(1, 8, 6, 10),), target="ethos-u85", before=3, after=2, exact=True)
+    counts = op_counts(r.program)
+    assert r.report.rewrites == {CONV_RULE: 1}
+    assert counts["aten.conv2d.default"] == 1 and counts["aten.view.default"] == 0
+    assert counts["aten.transpose.int"] == 0
+    (added,) = [k for k in r.program.state_dict if k.endswith("_shuffle_weight")]
+    assert torch.equal(r.program.state_dict[added], shuffle_matrix(8, 4)[:, :, None, None])
+
+
+def test_xnnpack_keeps_the_shuffle_as_written():
+    r = layoutopt.optimize(Shuffle(2), (torch.randn(1, 8, 4, 4),), target="xnnpack")
+    assert r.report.rewrites == {}

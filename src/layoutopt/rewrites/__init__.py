@@ -9,7 +9,7 @@ from ..errors import InputError
 
 from ..targets import Target
 from .base import GraphEdit, Match, Reject, RewriteLog, Rule, run_rules
-from .channel_shuffle import ChannelShuffleToChannelsLast
+from .channel_shuffle import ChannelShuffleToChannelsLast, ChannelShuffleToConv
 from .conv1d_to_conv2d import Conv1dToConv2d
 from ..ir import ops
 from .conv1x1_to_fc import Conv1x1ToFullyConnected
@@ -26,7 +26,11 @@ def rules_for(target: Target) -> list[Rule]:
                          Conv1dToConv2d(), SinkSqueeze(),
                          CancelUnsqueezeOfSqueeze(), PointwiseLinearToConv()]
     if ops.Family.CONV in target.channels_last:
-        rules += [FlattenLinearToNHWC(target), ChannelShuffleToChannelsLast(target)]
+        rules.append(FlattenLinearToNHWC(target))
+        shuffle = {"channels_last": ChannelShuffleToChannelsLast, "conv": ChannelShuffleToConv}.get(
+            target.channel_shuffle)
+        if shuffle is not None:
+            rules.append(shuffle(target))
     if target.fc_for_pointwise:
         rules.append(Conv1x1ToFullyConnected())
     return rules

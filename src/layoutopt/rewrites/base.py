@@ -110,6 +110,30 @@ class GraphEdit:
         if node.op == "call_function" and not node.users:
             self.graph.erase_node(node)
 
+    def add_constant(self, name: str, value: torch.Tensor, before: Node) -> Node:
+        """A new lifted parameter holding ``value`` (made at compile time), as a placeholder
+        among the program's other parameters; ``before`` is where its reader will be."""
+        from torch.export.graph_signature import InputSpec, TensorArgument
+
+        specs = self.ep.graph_signature.input_specs
+        taken = {n.name for n in self.graph.nodes} | set(self.ep.state_dict) | set(self.ep.constants)
+        target, i = name, 0
+        while target in taken:
+            i += 1
+            target = f"{name}_{i}"
+        pairs = input_placeholders(self.ep)
+        first_user = next((i for i, (spec, _) in enumerate(pairs) if spec.kind is InputKind.USER_INPUT),
+                          len(pairs))
+        anchor = pairs[first_user][1] if first_user < len(pairs) else before
+        with self.graph.inserting_before(anchor if first_user < len(pairs) else next(iter(self.graph.nodes))):
+            node = self.graph.placeholder(target)
+        node.meta["val"] = self.mode.from_tensor(value, static_shapes=True)
+        specs.insert(first_user, InputSpec(kind=InputKind.PARAMETER, arg=TensorArgument(name=node.name),
+                                           target=target, persistent=None))
+        self.ep.state_dict[target] = torch.nn.Parameter(value.contiguous(), requires_grad=False)
+        self._constants[node.name] = ("param", target)
+        return node
+
     def relayout_constant(self, node: Node, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
         """Replace the tensor behind a constant placeholder with ``fn`` of it (compile time)."""
         kind, target = self._constants[node.name]

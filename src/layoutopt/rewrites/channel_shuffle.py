@@ -1,4 +1,7 @@
-"""A channel shuffle written on NCHW, moved to the channel axis where NHWC kernels keep it:
+"""A channel shuffle written on NCHW, in the form the target runs best: moved to the channel
+axis where NHWC kernels keep it (``channel_shuffle_to_channels_last``), or, on an NPU whose
+MAC array beats its transpose, a 1x1 convolution with a permutation weight
+(``channel_shuffle_to_conv``, law in its docstring). The first:
 
     view(transpose(view(x, [N, g, k, H, W]), 1, 2), [N, g*k, H, W])
  -> permute(view(transpose(view(permute(x, [0, 2, 3, 1]), [N*H*W, g, k]), 1, 2), [N, H, W, g*k]),
@@ -21,6 +24,7 @@ channel axis into ``g * k`` and back, inputs not produced channels-last.
 """
 from __future__ import annotations
 
+import torch
 from torch.fx import Node
 
 from ..ir import ops
@@ -47,8 +51,9 @@ def _is_contiguous_copy(node) -> bool:
     return fmt is None or str(fmt) == "torch.contiguous_format"
 
 
-class ChannelShuffleToChannelsLast(Rule):
-    name = "channel_shuffle_to_channels_last"
+class _ShuffleRule(Rule):
+    """Matches ``view -> transpose(1, 2) -> [contiguous] -> view`` on the channel axis."""
+
     anchors = _VIEWS
 
     def __init__(self, target: Target):
@@ -79,15 +84,53 @@ class ChannelShuffleToChannelsLast(Rule):
         return Match(node, {"x": x, "chain": chain, "shape": (n, c, h, w), "groups": g})
 
     def rewrite(self, edit: GraphEdit, m: Match) -> None:
-        n, c, h, w = m["shape"]
-        g, node = m["groups"], m.node
-        if g == 1 or g == c:
-            edit.replace(node, m["x"])
-        else:
-            nhwc = edit.call(aten.permute.default, (m["x"], [0, 2, 3, 1]), like=node)
-            rows = edit.call(aten.reshape.default, (nhwc, [n * h * w, g, c // g]), like=node)
-            swapped = edit.call(aten.transpose.int, (rows, 1, 2), like=node)
-            merged = edit.call(aten.reshape.default, (swapped, [n, h, w, c]), like=node)
-            edit.replace(node, edit.call(aten.permute.default, (merged, [0, 3, 1, 2]), like=node))
+        g, c = m["groups"], m["shape"][1]
+        edit.replace(m.node, m["x"] if g in (1, c) else self.shuffled(edit, m))
         for step in reversed(m["chain"]):
             edit.erase_if_dead(step)
+
+    def shuffled(self, edit: GraphEdit, m: Match) -> Node:
+        raise NotImplementedError
+
+
+class ChannelShuffleToChannelsLast(_ShuffleRule):
+    """The shuffle as one transpose of the channel axis's two factors (see the module doc)."""
+
+    name = "channel_shuffle_to_channels_last"
+
+    def shuffled(self, edit: GraphEdit, m: Match) -> Node:
+        n, c, h, w = m["shape"]
+        node, g = m.node, m["groups"]
+        nhwc = edit.call(aten.permute.default, (m["x"], [0, 2, 3, 1]), like=node)
+        rows = edit.call(aten.reshape.default, (nhwc, [n * h * w, g, c // g]), like=node)
+        swapped = edit.call(aten.transpose.int, (rows, 1, 2), like=node)
+        merged = edit.call(aten.reshape.default, (swapped, [n, h, w, c]), like=node)
+        return edit.call(aten.permute.default, (merged, [0, 3, 1, 2]), like=node)
+
+
+def shuffle_matrix(channels: int, groups: int) -> torch.Tensor:
+    """``P`` with ``(P @ x)[i*g + j] = x[j*k + i]``: the shuffle as a channel mixing matrix."""
+    source = torch.arange(channels).view(groups, channels // groups).t().reshape(-1)
+    matrix = torch.zeros(channels, channels)
+    matrix[torch.arange(channels), source] = 1.0
+    return matrix
+
+
+class ChannelShuffleToConv(_ShuffleRule):
+    """conv2d(x, P[:, :, None, None]) with ``P = shuffle_matrix(C, g)``: each output channel
+    copies one input channel (one weight of 1, the rest 0), exactly, in any float format and
+    in int8 (a weight of 1 is exact under symmetric per-channel quantization).
+
+    An NPU with a fast MAC array and a slow fine-grained transpose runs the C*C*H*W MACs of a
+    1x1 convolution faster than it interleaves channels: on Ethos-U85 the transpose of
+    ``[N*H*W, g, k]`` is element-granular, the convolution is its native path.
+    """
+
+    name = "channel_shuffle_to_conv"
+
+    def shuffled(self, edit: GraphEdit, m: Match) -> Node:
+        c, g, node = m["shape"][1], m["groups"], m.node
+        dtype = fake_value(m["x"]).dtype
+        weight = edit.add_constant(f"{node.name}_shuffle_weight",
+                                   shuffle_matrix(c, g).to(dtype)[:, :, None, None], before=node)
+        return edit.call(aten.conv2d.default, (m["x"], weight), like=node)

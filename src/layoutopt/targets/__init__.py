@@ -3,6 +3,10 @@
 A target names the op families whose kernels are channels-last (NHWC) and those that need
 the reduced dim innermost, and how many bytes an element occupies once deployed: the Ethos-U
 and Cortex-M flows run int8, so a float graph planned for them is costed at one byte an element.
+Op forms that pay differently per target are chosen here, from measurements with the
+backends' own tools (bench/backends.py): Vela estimates a channel shuffle cheapest as one
+channel-axis transpose on Ethos-U55 and as a permutation 1x1 convolution on Ethos-U85, and
+XNNPACK runs the shuffle fastest as written.
 """
 from __future__ import annotations
 
@@ -24,6 +28,9 @@ class Target:
     dense_last: frozenset  # families that need the last logical dim innermost
     element_bytes: int | None  # deployed bytes per element; None keeps the graph's dtype
     fc_for_pointwise: bool = False  # a 1x1 conv on a 1x1 input runs faster as fully connected
+    # the form a channel shuffle runs best in: "channels_last" (one transpose of the channel
+    # axis's factors), "conv" (a 1x1 conv with a permutation weight), or None (as written)
+    channel_shuffle: str | None = "channels_last"
 
     def bytes_of(self, numel: int, dtype: torch.dtype) -> int:
         size = self.element_bytes if self.element_bytes is not None else dtype.itemsize
@@ -36,10 +43,11 @@ TARGETS: dict[str, Target] = {
         Target("ethos-u55", "Arm Ethos-U55 NPU via TOSA and Vela (int8, NHWC kernels; transposes are emulated)",
                _NHWC, _DENSE_LAST, 1, fc_for_pointwise=True),
         Target("ethos-u85", "Arm Ethos-U85 NPU via TOSA and Vela (int8, NHWC kernels, native transpose)",
-               _NHWC, _DENSE_LAST, 1, fc_for_pointwise=True),
+               _NHWC, _DENSE_LAST, 1, fc_for_pointwise=True, channel_shuffle="conv"),
         Target("cortex-m", "Cortex-M with CMSIS-NN kernels (int8, NHWC)", _NHWC, _DENSE_LAST, 1,
                fc_for_pointwise=True),
-        Target("xnnpack", "XNNPACK on mobile CPUs (NHWC kernels, float or int8)", _NHWC, _DENSE_LAST, None),
+        Target("xnnpack", "XNNPACK on mobile CPUs (NHWC kernels, float or int8)", _NHWC, _DENSE_LAST, None,
+               channel_shuffle=None),
         Target("cpu", "PyTorch eager on CPU (oneDNN prefers channels-last convolutions)",
                frozenset({Family.CONV}), frozenset({Family.MATMUL}), None),
     )
