@@ -149,6 +149,24 @@ def family(target: Any) -> Family | None:
     return None
 
 
+def packet_of(node: Any) -> Any:
+    """The ATen overload packet a call node runs (``aten.permute``), or None for other nodes."""
+    if getattr(node, "op", None) != "call_function":
+        return None
+    return getattr(aten_overload(node.target), "overloadpacket", None)
+
+
+VIEW_PACKETS = frozenset({aten.view, aten.reshape, aten._unsafe_view})
+
+
+def is_contiguous_copy(node: Any) -> bool:
+    """``x.contiguous()`` or ``x.clone()`` into the default (contiguous) memory format."""
+    if packet_of(node) not in (aten.clone, aten.contiguous):
+        return False
+    fmt = node.kwargs.get("memory_format", node.args[1] if len(node.args) > 1 else None)
+    return fmt is None or fmt == torch.contiguous_format
+
+
 def op_name(target: Any) -> str:
     """``aten.conv2d.default`` style name, for reports."""
     op = aten_overload(target)

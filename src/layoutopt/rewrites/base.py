@@ -48,7 +48,7 @@ class Rule:
 
     def applies(self, node: Node) -> bool:
         """Whether ``node`` is worth matching at all (its op is one of the anchors)."""
-        return getattr(ops.aten_overload(node.target), "overloadpacket", None) in self.anchors
+        return ops.packet_of(node) in self.anchors
 
     def match(self, node: Node, edit: "GraphEdit") -> Match | Reject | None:
         raise NotImplementedError

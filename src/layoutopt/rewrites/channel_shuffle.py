@@ -35,38 +35,25 @@ from .fuse_permute_chains import as_perm
 from .producers import channels_last_producer
 
 aten = ops.aten
-_VIEWS = frozenset({aten.view, aten.reshape, aten._unsafe_view})
 _SWAP_1_2 = (0, 2, 1, 3, 4)
-
-
-def _call(node, packets: frozenset) -> bool:
-    return (isinstance(node, Node) and node.op == "call_function"
-            and getattr(ops.aten_overload(node.target), "overloadpacket", None) in packets)
-
-
-def _is_contiguous_copy(node) -> bool:
-    if not _call(node, frozenset({aten.clone, aten.contiguous})):
-        return False
-    fmt = node.kwargs.get("memory_format", node.args[1] if len(node.args) > 1 else None)
-    return fmt is None or str(fmt) == "torch.contiguous_format"
 
 
 class _ShuffleRule(Rule):
     """Matches ``view -> transpose(1, 2) -> [contiguous] -> view`` on the channel axis."""
 
-    anchors = _VIEWS
+    anchors = ops.VIEW_PACKETS
 
     def __init__(self, target: Target):
         self.target = target
 
     def match(self, node: Node, edit: GraphEdit) -> Match | Reject | None:
         copy = node.args[0]
-        swapped = copy.args[0] if _is_contiguous_copy(copy) else copy
+        swapped = copy.args[0] if ops.is_contiguous_copy(copy) else copy
         perm = as_perm(swapped)
         if perm is None or tuple(perm.dims) != _SWAP_1_2:
             return None
         split = swapped.args[0]
-        if not _call(split, _VIEWS):
+        if ops.packet_of(split) not in ops.VIEW_PACKETS:
             return None
         x = split.args[0]
         src, mid, out = fake_value(x), fake_value(split), fake_value(node)

@@ -32,22 +32,8 @@ from .fuse_permute_chains import as_perm
 
 aten = ops.aten
 _PERMUTES = frozenset({aten.permute, aten.transpose, aten.t})
-_VIEWS = frozenset({aten.view, aten.reshape, aten._unsafe_view})
 _MAX_RANK = 5
 _TO_NHWC, _TO_NCHW = (0, 2, 3, 1), (0, 3, 1, 2)
-
-
-def _packet(node) -> object:
-    if not isinstance(node, Node) or node.op != "call_function":
-        return None
-    return getattr(ops.aten_overload(node.target), "overloadpacket", None)
-
-
-def _is_contiguous_copy(node) -> bool:
-    if _packet(node) not in (aten.clone, aten.contiguous):
-        return False
-    fmt = node.kwargs.get("memory_format", node.args[1] if len(node.args) > 1 else None)
-    return fmt is None or str(fmt) == "torch.contiguous_format"
 
 
 def single_permute_form(shape, p: Perm, mid, q: Perm):
@@ -80,10 +66,10 @@ class FusePermuteReshapePermute(Rule):
     def match(self, node: Node, edit: GraphEdit) -> Match | Reject | None:
         q = as_perm(node)
         view = node.args[0]
-        if q is None or _packet(view) not in _VIEWS:
+        if q is None or ops.packet_of(view) not in ops.VIEW_PACKETS:
             return None
         inner = view.args[0]
-        copy = inner if _is_contiguous_copy(inner) else None
+        copy = inner if ops.is_contiguous_copy(inner) else None
         first = copy.args[0] if copy is not None else inner
         p = as_perm(first)
         if p is None:

@@ -19,10 +19,7 @@ aten = ops.aten
 
 def _squeezed_dim(node: Node) -> int | None:
     """The one dim a ``squeeze.dim`` / ``squeeze.dims`` node removes, if it removes exactly one."""
-    if not isinstance(node, Node) or node.op != "call_function":
-        return None
-    packet = getattr(ops.aten_overload(node.target), "overloadpacket", None)
-    if packet not in (aten.squeeze, aten.squeeze_copy) or len(node.args) < 2:
+    if ops.packet_of(node) not in (aten.squeeze, aten.squeeze_copy) or len(node.args) < 2:
         return None
     dims = node.args[1]
     dims = list(dims) if isinstance(dims, (list, tuple)) else [dims]

@@ -29,10 +29,6 @@ _ALLOWED = frozenset({aten.permute, aten.transpose, aten.view, aten.reshape, ate
                       aten.unflatten})
 
 
-def _packet(node: Node):
-    return getattr(ops.aten_overload(node.target), "overloadpacket", None)
-
-
 def _replay(chain: list[Node], source: torch.Tensor) -> torch.Tensor:
     """Run the layout ops of ``chain`` (first to last) on ``source``."""
     value = source
@@ -48,7 +44,7 @@ class PointwiseLinearToConv(Rule):
     def match(self, node: Node, edit: GraphEdit) -> Match | Reject | None:
         up: list[Node] = []
         cur = arg_by_name(node, "input")
-        while isinstance(cur, Node) and cur.op == "call_function" and _packet(cur) in _ALLOWED:
+        while isinstance(cur, Node) and cur.op == "call_function" and ops.packet_of(cur) in _ALLOWED:
             up.insert(0, cur)
             cur = cur.args[0]
         if not up:
@@ -83,9 +79,9 @@ class PointwiseLinearToConv(Rule):
             nxt = next(iter(cur.users))
             if nxt.op != "call_function":
                 break
-            if _packet(nxt) in _ALLOWED and nxt.args[0] is cur:
+            if ops.packet_of(nxt) in _ALLOWED and nxt.args[0] is cur:
                 down.append(nxt)
-            elif _packet(nxt) is aten.add and not down and extra_bias is None:
+            elif ops.packet_of(nxt) is aten.add and not down and extra_bias is None:
                 other = nxt.args[1] if nxt.args[0] is cur else nxt.args[0]
                 ov = fake_value(other) if isinstance(other, Node) else None
                 if edit.constant(other) is None or ov is None or tuple(ov.shape) != (out_features,) \

@@ -25,7 +25,7 @@ def channels_last_producer(x, target: Target, limit: int = 64) -> bool:
         seen.add(node)
         if ops.family(node.target) in target.channels_last:
             return True
-        packet = getattr(ops.aten_overload(node.target), "overloadpacket", None)
+        packet = ops.packet_of(node)
         if node.target is operator.getitem:
             pending.append(node.args[0])
         elif packet in (aten.cat, aten.concat):
