@@ -14,6 +14,7 @@ Per model and flow, stock (``optimize=False``) and layoutopt (``optimize=True``)
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import statistics
@@ -106,6 +107,22 @@ def print_tables(rows):
             console.print(f"{r['model']} / {r['flow']}: {r['error']}")
 
 
+def markdown(rows) -> str:
+    """The same tables as GitHub markdown (for the README)."""
+    out = []
+    for kind, cols in COLUMNS.items():
+        chosen = [r for r in rows if r["flow"].startswith(kind) and "error" not in r]
+        if not chosen:
+            continue
+        out.append(f"| model | flow | {' | '.join(cols)} | rewrites |")
+        out.append("|" + "---|" * (len(cols) + 3))
+        for r in chosen:
+            rules = ", ".join(f"{k} {v}" for k, v in r["rewrites"].items()) or "-"
+            out.append(f"| {r['model']} | {r['flow']} | " + " | ".join(cell(r, c) for c in cols) + f" | {rules} |")
+        out.append("")
+    return "\n".join(out)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", default=",".join(EXECUTORCH))
@@ -113,7 +130,12 @@ def main(argv=None):
     p.add_argument("--reps", type=int, default=15)
     p.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "out", "backends.json"))
     p.add_argument("--keep", help="folder for the .pte files and Vela's output (default: a temporary one)")
+    p.add_argument("--markdown", metavar="JSON", help="print the tables of an earlier run's JSON as markdown")
     args = p.parse_args(argv)
+    if args.markdown:
+        with open(args.markdown) as f:
+            print(markdown(json.load(f)))
+        return
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
     rows = []

@@ -28,9 +28,9 @@ from layoutopt.zoo.public import hf  # noqa: E402
 MODELS = {
     "shufflenet_nano": lambda: build("shufflenet_nano"),
     "hf_mobilevit_small": lambda: build("hf_mobilevit_small"),
-    # a deep ViT: 64 encoder layers of a narrow model, about 3,000 nodes
-    "hf_vit_64_layers": hf("ViTConfig", "ViTModel", (1, 3, 32, 32), hidden_size=32, num_hidden_layers=64,
-                           num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8),
+    # a deep ViT: 128 encoder layers of a narrow model, about 3,000 nodes
+    "hf_vit_128_layers": hf("ViTConfig", "ViTModel", (1, 3, 32, 32), hidden_size=32, num_hidden_layers=128,
+                            num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8),
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import shutil
+import subprocess
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
@@ -37,8 +38,30 @@ def kib(nbytes: int) -> str:
 # -- grouping ---------------------------------------------------------------------------------
 def groups_of(view: GraphView, limit: int = GROUP_LIMIT) -> dict[str, list[OpView]]:
     """Ops grouped by module path, each group cut one path level deeper until it fits ``limit``
-    (a path level that cannot be cut further is split into runs of ``limit`` ops)."""
+    (a path level that cannot be cut further is split into runs of ``limit`` ops); neighbouring
+    small sibling modules share a group up to ``limit`` ops (``encoder.layer.0..5``)."""
     out: dict[str, list[OpView]] = {}
+
+    def pack(prefix: tuple[str, ...], children: list[tuple[str, list[OpView]]]) -> None:
+        run: list[tuple[str, list[OpView]]] = []
+
+        def flush() -> None:
+            if not run:
+                return
+            names = [name for name, _ in run]
+            label = ".".join(prefix + (names[0] if len(names) == 1 else f"{names[0]}..{names[-1]}",))
+            out[label] = [o for _, members in run for o in members]
+            run.clear()
+
+        for child, members in children:
+            if len(members) > limit:
+                flush()
+                split(prefix + (child,), members)
+                continue
+            if sum(len(m) for _, m in run) + len(members) > limit:
+                flush()
+            run.append((child, members))
+        flush()
 
     def split(prefix: tuple[str, ...], members: list[OpView]) -> None:
         label = ".".join(prefix) or "(model)"
@@ -53,8 +76,7 @@ def groups_of(view: GraphView, limit: int = GROUP_LIMIT) -> dict[str, list[OpVie
             (child, rest), = deeper.items()
             split(prefix + (child,), rest)
             return
-        for child, rest in deeper.items():
-            split(prefix + (child,), rest)
+        pack(prefix, list(deeper.items()))
         for i in range(0, len(here), limit):
             out[f"{label} [{i // limit + 1}]" if len(here) > limit else label] = here[i:i + limit]
 
@@ -71,7 +93,7 @@ def _node_label(o: OpView) -> str:
     return label
 
 
-def _group_svg(members: list[OpView], group_of: dict[str, str], label: str) -> str:
+def _group_graph(members: list[OpView], group_of: dict[str, str]):
     import graphviz
 
     g = graphviz.Digraph(graph_attr={"rankdir": "TB", "fontsize": "10", "nodesep": "0.15", "ranksep": "0.25"},
@@ -91,7 +113,7 @@ def _group_svg(members: list[OpView], group_of: dict[str, str], label: str) -> s
                 g.node(src, f"{src}\n(from {group_of.get(src, '?')})", shape="ellipse", style="dashed",
                        fontsize="8", fillcolor="#ffffff")
             g.edge(src, o.name)
-    return _svg(g)
+    return g
 
 
 def _overview_svg(groups: dict[str, list[OpView]], group_of: dict[str, str]) -> str:
@@ -127,18 +149,37 @@ def _svg(g) -> str:
     return text[text.index("<svg"):]
 
 
+def _svgs(graphs: list) -> list[str]:
+    """Lay out several graphs with one ``dot`` process (it reads a stream of graphs, and
+    writes each drawing as it goes, so input and output are exchanged concurrently)."""
+    if not graphs:
+        return []
+    done = subprocess.run([shutil.which("dot"), "-Tsvg"], input="\n".join(g.source for g in graphs).encode(),
+                          capture_output=True, check=False)
+    if done.returncode != 0:
+        raise LayoutoptError(f"Graphviz failed: {done.stderr.decode(errors='replace').strip()[:200]}")
+    text = done.stdout.decode("utf-8")
+    pictures = [part[:part.index("</svg>") + len("</svg>")] for part in text.split("<svg")[1:]]
+    pictures = ["<svg" + p for p in pictures]
+    if len(pictures) != len(graphs):
+        raise LayoutoptError(f"Graphviz returned {len(pictures)} drawings for {len(graphs)} graphs")
+    return pictures
+
+
 def _graph_section(title: str, view: GraphView, open_: bool) -> str:
     groups = groups_of(view)
     group_of = {o.name: label for label, members in groups.items() for o in members}
-    jobs = [(members, label) for label, members in groups.items()]
-    with ThreadPoolExecutor(max_workers=2) as pool:  # each drawing is a 'dot' process
-        overview = pool.submit(_overview_svg, groups, group_of)
-        pictures = list(pool.map(lambda job: _group_svg(job[0], group_of, job[1]), jobs))
+    graphs = [_group_graph(members, group_of) for members in groups.values()]
+    half = (len(graphs) + 1) // 2
+    with ThreadPoolExecutor(max_workers=2) as pool:  # two 'dot' processes, one per core
+        overview = pool.submit(_overview_svg, groups, group_of) if len(groups) > 1 else None
+        batches = list(pool.map(_svgs, [graphs[:half], graphs[half:]]))
+    pictures = batches[0] + batches[1]
     paid = [o for o in view.ops if o.conversion_bytes]
     parts = [f"<details class='graph' {'open' if open_ else ''}><summary><h2>{html.escape(title)}: "
              f"{len(view.ops)} ops, {len(paid)} conversions, {kib(sum(o.conversion_bytes for o in paid))}"
              f"</h2></summary>"]
-    if len(groups) > 1:
+    if overview is not None:
         parts += ["<div class='overview'>", overview.result(), "</div>"]
     for i, ((label, members), svg) in enumerate(zip(groups.items(), pictures)):
         n_paid = sum(1 for o in members if o.conversion_bytes)
