@@ -27,7 +27,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 from common import write_json  # noqa: E402
-from models import EXECUTORCH  # noqa: E402
+from models import EXECUTORCH, SLOW  # noqa: E402
 
 from layoutopt.errors import LayoutoptError  # noqa: E402
 from layoutopt.executorch import FLOWS, compile_flow, xnnpack  # noqa: E402
@@ -125,7 +125,7 @@ def markdown(rows) -> str:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", default=",".join(EXECUTORCH))
+    p.add_argument("--models", default=",".join(m for m in EXECUTORCH if m not in SLOW))
     p.add_argument("--flows", default=",".join(FLOWS))
     p.add_argument("--reps", type=int, default=15)
     p.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "out", "backends.json"))
