@@ -16,13 +16,15 @@ from .conv1x1_to_fc import Conv1x1ToFullyConnected
 from .flatten_linear_to_nhwc import FlattenLinearToNHWC
 from .fuse_permute_chains import ComposePermutes, FoldConstantPermute
 from .fuse_permute_reshape import FusePermuteReshapePermute
+from .permute_through_elementwise import PermuteThroughElementwise
 from .pointwise_linear import PointwiseLinearToConv
 from .fuse_squeeze_unsqueeze import CancelUnsqueezeOfSqueeze, SinkSqueeze
 
 
 def rules_for(target: Target) -> list[Rule]:
     """The rules that pay on ``target``, in the order they run each round."""
-    rules: list[Rule] = [ComposePermutes(), FoldConstantPermute(), FusePermuteReshapePermute(target),
+    rules: list[Rule] = [ComposePermutes(), FoldConstantPermute(), PermuteThroughElementwise(),
+                         FusePermuteReshapePermute(target),
                          Conv1dToConv2d(), SinkSqueeze(),
                          CancelUnsqueezeOfSqueeze(), PointwiseLinearToConv()]
     if ops.Family.CONV in target.channels_last:
