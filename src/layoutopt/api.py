@@ -30,11 +30,16 @@ class Result:
     report: Report
 
 
+def as_inputs(example_inputs: Any) -> tuple:
+    """Example inputs as the tuple of positional arguments (one tensor may be given bare)."""
+    return tuple(example_inputs) if isinstance(example_inputs, (list, tuple)) else (example_inputs,)
+
+
 def export_module(model: torch.nn.Module, example_inputs: Sequence[Any]) -> ExportedProgram:
     """``torch.export`` with failures turned into one readable line."""
     if example_inputs is None:
         raise InputError("an nn.Module needs example_inputs to be exported")
-    args = tuple(example_inputs) if isinstance(example_inputs, (list, tuple)) else (example_inputs,)
+    args = as_inputs(example_inputs)
     try:
         return torch.export.export(model, args)
     except Exception as exc:
@@ -78,6 +83,28 @@ def measure_transposes(program: ExportedProgram, target: "str | Target" = "xnnpa
     return measure_program(copied, get_target(target), IOLayout.parse(io_layout))
 
 
+def source_program(model: Any, example_inputs: Sequence[Any] | None,
+                   edge: bool = True) -> tuple[ExportedProgram, tuple | None]:
+    """The program ``model`` stands for (exported if a module; an ExecuTorch edge program's
+    own if ``edge``), checked for static shapes, and its example inputs checked against it."""
+    if edge and type(model).__name__ == "EdgeProgramManager" and hasattr(model, "exported_program"):
+        source = model.exported_program()
+    elif isinstance(model, ExportedProgram):
+        source = model
+    elif isinstance(model, torch.nn.Module):
+        source = export_module(model, example_inputs)
+    else:
+        kinds = "an nn.Module, a torch.export.ExportedProgram" + (" or an ExecuTorch EdgeProgramManager"
+                                                                 if edge else "")
+        raise InputError(f"expected {kinds}, got {type(model).__name__}")
+    check_static(source)
+    inputs = None
+    if example_inputs is not None:
+        inputs = as_inputs(example_inputs)
+        check_inputs(source, inputs)
+    return source, inputs
+
+
 def optimize(model: "torch.nn.Module | ExportedProgram", example_inputs: Sequence[Any] | None = None, *,
              target: "str | Target" = "xnnpack", io_layout: "str | IOLayout" = "contiguous",
              verify: bool = True, seed: int = 0, rewrites: bool = True, plan: bool = True,
@@ -98,20 +125,7 @@ def optimize(model: "torch.nn.Module | ExportedProgram", example_inputs: Sequenc
     start = time.perf_counter()
     tgt = get_target(target)
     io = IOLayout.parse(io_layout)
-    if type(model).__name__ == "EdgeProgramManager" and hasattr(model, "exported_program"):
-        source = model.exported_program()
-    elif isinstance(model, ExportedProgram):
-        source = model
-    elif isinstance(model, torch.nn.Module):
-        source = export_module(model, example_inputs)
-    else:
-        raise InputError("expected an nn.Module, a torch.export.ExportedProgram or an ExecuTorch "
-                         f"EdgeProgramManager, got {type(model).__name__}")
-    check_static(source)
-    inputs = None
-    if example_inputs is not None:
-        inputs = tuple(example_inputs) if isinstance(example_inputs, (list, tuple)) else (example_inputs,)
-        check_inputs(source, inputs)
+    source, inputs = source_program(model, example_inputs)
     program = copy.deepcopy(source)
     refresh_meta(program.graph_module)  # the strides eager gives, which export's meta may not
 

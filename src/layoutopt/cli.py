@@ -133,20 +133,15 @@ def _compile(args: argparse.Namespace) -> int:
 
     program = load_program(args.model)
     inputs = seeded_inputs(program)
-    from . import executorch as et
+    from .executorch import compile_flow
     from .executorch.figures import figures, render
 
+    flow = args.target if args.backend == "ethos-u" else args.backend
     modes = [False, True] if args.compare else [not args.no_optimize]
     results = []
     for optimize in modes:
         out_dir = os.path.join(args.output, "layoutopt" if optimize else "stock") if args.compare else args.output
-        if args.backend == "ethos-u":
-            r = et.compile_ethos_u(program, inputs, target=args.target, optimize=optimize, out_dir=out_dir)
-        elif args.backend == "xnnpack":
-            r = et.compile_xnnpack(program, inputs, optimize=optimize, out_dir=out_dir)
-        else:
-            r = et.compile_cortex_m(program, inputs, optimize=optimize, out_dir=out_dir)
-        results.append(r)
+        results.append(compile_flow(flow, program, inputs, optimize, out_dir))
     print(render(results, f"{args.backend} ({results[0]['target']}): {args.model}"), end="")
     if args.json:
         with open(args.json, "w") as f:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import InputError
-from .stages import CompileError, as_tuple, require_executorch
+from .stages import CompileError, require_executorch
 
 #: rules each flow leaves out, and why (see the module docstring)
 _CONV1D_RULES = ("conv1d_to_conv2d", "sink_squeeze", "cancel_squeeze_unsqueeze")
@@ -40,20 +40,12 @@ PLAN = {"ethos-u": False, "cortex-m": True, "xnnpack": False}
 def _program(model, example_inputs):
     import torch
 
-    from ..api import check_inputs, check_static, export_module
+    from ..api import source_program
 
     if example_inputs is None:
         raise InputError("the ExecuTorch flows need example_inputs (they calibrate and trace with them)")
-    inputs = as_tuple(example_inputs)
-    if isinstance(model, torch.export.ExportedProgram):
-        program = model
-    elif isinstance(model, torch.nn.Module):
-        program = export_module(model.eval(), inputs)
-    else:
-        raise InputError(f"expected an nn.Module or a torch.export.ExportedProgram, got {type(model).__name__}")
-    check_static(program)
-    check_inputs(program, inputs)
-    return program, inputs
+    return source_program(model.eval() if isinstance(model, torch.nn.Module) else model, example_inputs,
+                          edge=False)
 
 
 def _prepare(model, example_inputs, backend: str, layout_target: str, optimize: bool, out_dir):

@@ -7,11 +7,12 @@ import re
 from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 from torch.export import ExportedProgram
 
+from ..api import as_inputs
 from ..errors import LayoutoptError
 
 _OP = re.compile(r"((?:aten|quantized_decomposed|cortex_m|dim_order_ops|tosa)\.[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)?)")
@@ -43,10 +44,6 @@ def require_executorch() -> None:
                              "pip install 'layoutopt[executorch]'") from exc
 
 
-def as_tuple(example_inputs: Any) -> tuple:
-    return tuple(example_inputs) if isinstance(example_inputs, (list, tuple)) else (example_inputs,)
-
-
 def calibration_batches(inputs: tuple, count: int = 4, seed: int = 0) -> list[tuple]:
     """Seeded random batches shaped like ``inputs`` (standard normal floats; ints kept as given)."""
     gen = torch.Generator().manual_seed(seed)
@@ -62,25 +59,23 @@ def quantize(program: ExportedProgram, inputs: tuple, quantizer, calibration: Se
     with stage(backend, "quantize"):
         prepared = prepare_pt2e(program.module(check_guards=False), quantizer)
         for batch in calibration if calibration is not None else calibration_batches(inputs):
-            prepared(*as_tuple(batch))
+            prepared(*as_inputs(batch))
         converted = convert_pt2e(prepared)
         return torch.export.export(converted, inputs)
 
 
-def lower(program: ExportedProgram, partitioners: list, backend: str, transform_passes=None,
-          compile_config=None):
+def lower(program: ExportedProgram, partitioners: list, backend: str):
     """``to_edge_transform_and_lower`` with the backend's partitioner."""
     from executorch.exir import EdgeCompileConfig, to_edge_transform_and_lower
 
     with stage(backend, "lower"):
-        return to_edge_transform_and_lower(
-            program, partitioner=partitioners, transform_passes=transform_passes,
-            compile_config=compile_config or EdgeCompileConfig(_check_ir_validity=False))
+        return to_edge_transform_and_lower(program, partitioner=partitioners,
+                                           compile_config=EdgeCompileConfig(_check_ir_validity=False))
 
 
-def write_pte(edge, out_dir: Path, backend: str, config=None) -> Path:
+def write_pte(edge, out_dir: Path, backend: str) -> Path:
     with stage(backend, "to_executorch"):
-        program = edge.to_executorch(config) if config is not None else edge.to_executorch()
+        program = edge.to_executorch()
     path = out_dir / "model.pte"
     with open(path, "wb") as f:
         program.write_to_file(f)

@@ -39,11 +39,10 @@ def _compare(row: dict, model, inputs, target: str, out_dir: str) -> None:
     flow = FLOW_OF_TARGET.get(target)
     if flow is None:
         raise InputError(f"target '{target}' has no ExecuTorch flow; choose one of: {', '.join(FLOW_OF_TARGET)}")
-    backend = "ethos-u" if flow.startswith("ethos-u") else flow
     for optimize in (False, True):
         result = compile_flow(flow, model, inputs, optimize, f"{out_dir}/{row['model']}/{optimize}")
         shown = figures(result)
-        for key in HEADLINE[backend]:
+        for key in HEADLINE[result["backend"]]:
             row.setdefault("executorch", {}).setdefault(key, []).append(shown[key])
 
 
