@@ -1,12 +1,13 @@
 """Fuzz the planner: N random graphs per target; counts and shrunk reproducers of failures.
 
-    python bench/fuzz.py [-n 2000] [--targets ethos-u55,xnnpack] [--seed 0] [--json bench/out/fuzz.json]
+    python bench/fuzz.py [-n 2000] [--targets ethos-u55,xnnpack] [--seed 0] [--edge] [--json bench/out/fuzz.json]
 
 Each graph (``layoutopt.verify.fuzz.graphs``) is exported and optimized for each target. It
 passes when the outputs equal eager within the documented tolerance (1e-4 of the output's
 magnitude in float32, 1e-2 in float16; layout-only plans are bit-exact), the plan sits at its
 solver's bound with real strides equal to planned ones; it is declined when layoutopt raises
 a LayoutoptError; anything else fails. Failures are then shrunk by hypothesis and printed.
+With ``--edge`` each graph is handed over as an ExecuTorch edge program (``to_edge``).
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from layoutopt.targets import TARGETS
 from layoutopt.verify.fuzz import check, graphs
 
 
-def run_target(target: str, n: int, rng_seed: int, progress) -> dict:
+def run_target(target: str, n: int, rng_seed: int, progress, edge: bool = False) -> dict:
     counts: Counter = Counter()
     fired: Counter = Counter()  # graphs on which each rule fired
     first_failure: list = []
@@ -36,7 +37,7 @@ def run_target(target: str, n: int, rng_seed: int, progress) -> dict:
               suppress_health_check=list(HealthCheck))
     @given(graphs())
     def sweep(spec):
-        outcome = check(spec, target)
+        outcome = check(spec, target, edge)
         counts[outcome.status] += 1
         fired.update(outcome.rewrites.keys())
         if outcome.status == "failed" and not first_failure:
@@ -53,7 +54,7 @@ def run_target(target: str, n: int, rng_seed: int, progress) -> dict:
                   suppress_health_check=list(HealthCheck))
         @given(graphs())
         def minimal(spec):
-            outcome = check(spec, target)
+            outcome = check(spec, target, edge)
             if outcome.status == "failed":
                 shrunk[:] = [(spec, outcome.detail)]
                 raise AssertionError(outcome.detail)
@@ -64,7 +65,7 @@ def run_target(target: str, n: int, rng_seed: int, progress) -> dict:
             pass
         spec, detail = (shrunk or first_failure)[0]
         reproducer = {"spec": repr(spec), "detail": detail}
-    return {"target": target, "graphs": sum(counts.values()), "passed": counts["passed"],
+    return {"target": target, "dialect": "edge" if edge else "aten", "graphs": sum(counts.values()), "passed": counts["passed"],
             "declined": counts["declined"], "failed": counts["failed"], "reproducer": reproducer,
             "rules_fired": dict(sorted(fired.items()))}
 
@@ -74,6 +75,7 @@ def main() -> None:
     p.add_argument("-n", type=int, default=2000, help="graphs per target")
     p.add_argument("--targets", default=",".join(TARGETS))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--edge", action="store_true", help="optimize ExecuTorch edge programs (to_edge) instead")
     p.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "out", "fuzz.json"))
     args = p.parse_args()
     warnings.filterwarnings("ignore")
@@ -87,10 +89,11 @@ def main() -> None:
         for target in targets:
             task = bar.add_task(target, total=args.n)
             start = time.perf_counter()
-            row = run_target(target, args.n, args.seed, lambda: bar.advance(task))
+            row = run_target(target, args.n, args.seed, lambda: bar.advance(task), args.edge)
             row["seconds"] = time.perf_counter() - start
             rows.append(row)
-    table = Table(title=f"layoutopt fuzz: {args.n} graphs per target, seed {args.seed}")
+    dialect = "edge programs" if args.edge else "ATen programs"
+    table = Table(title=f"layoutopt fuzz: {args.n} graphs per target ({dialect}), seed {args.seed}")
     for col in ["target", "graphs", "passed", "declined", "failed", "seconds"]:
         table.add_column(col, justify="left" if col == "target" else "right")
     for r in rows:

@@ -13,7 +13,6 @@ from .errors import ExportError, InputError, InternalError, LayoutoptError
 from .ir.access import static_shape, tensor_outputs, user_input_nodes
 from .ir.propagate import refresh_meta
 from .layout.cost import IOLayout, Measurement, measure
-from .layout.conversion import is_edge
 from .layout.materialize import materialize
 from .layout.problem import build_problem, user_input_names, user_output_nodes
 from .layout.solve import solve
@@ -132,9 +131,8 @@ def optimize(model: "torch.nn.Module | ExportedProgram", example_inputs: Sequenc
     stage("measure")
     before = measure_program(program, tgt, io)
     graph_before = view_of(program, before.charges)
-    # the rules emit ATen ops; an edge program (core ATen, dim-order copies) is planned only
     stage("rewrite")
-    log = rewrite(program, tgt, skip_rules) if rewrites and not is_edge(program) else RewriteLog()
+    log = rewrite(program, tgt, skip_rules) if rewrites else RewriteLog()
     stage("plan")
     problem = build_problem(program, tgt, io)
     if plan:

@@ -149,18 +149,41 @@ def family(target: Any) -> Family | None:
     return None
 
 
+# The functional ``*_copy`` ops ExecuTorch's edge dialect spells views with compute what the
+# view computes (a functional graph never observes aliasing), so rules see one identity.
+_VIEW_OF_COPY = {getattr(aten, f"{name}_copy"): getattr(aten, name) for name in (
+    "permute", "view", "squeeze", "unsqueeze", "transpose", "t", "expand", "slice", "select", "split",
+    "split_with_sizes", "unbind", "alias") if hasattr(aten, f"{name}_copy")}
+
+
+def canonical(target: Any) -> Any:
+    """The ATen overload ``target`` computes, a ``*_copy`` op named by its view
+    (``permute_copy.default`` -> ``permute.default``); edge ops are unwrapped."""
+    op = aten_overload(target)
+    view = _VIEW_OF_COPY.get(getattr(op, "overloadpacket", None))
+    if view is None:
+        return op
+    return getattr(view, op._overloadname, op)
+
+
 def packet_of(node: Any) -> Any:
-    """The ATen overload packet a call node runs (``aten.permute``), or None for other nodes."""
+    """The canonical overload packet a call node runs (``aten.permute`` also for an edge
+    ``permute_copy``), or None for other nodes."""
     if getattr(node, "op", None) != "call_function":
         return None
-    return getattr(aten_overload(node.target), "overloadpacket", None)
+    return getattr(canonical(node.target), "overloadpacket", None)
 
 
 VIEW_PACKETS = frozenset({aten.view, aten.reshape, aten._unsafe_view})
 
 
 def is_contiguous_copy(node: Any) -> bool:
-    """``x.contiguous()`` or ``x.clone()`` into the default (contiguous) memory format."""
+    """``x.contiguous()`` or ``x.clone()`` into the default (contiguous) memory format; in an
+    edge program a ``_clone_dim_order`` into the identity dim order."""
+    op = aten_overload(getattr(node, "target", None))
+    if getattr(op, "namespace", None) == _DIM_ORDER_NAMESPACE and op._schema.name.endswith("_clone_dim_order"):
+        order = node.kwargs.get("dim_order")
+        return order is None or list(order) == list(range(len(order)))
     if packet_of(node) not in (aten.clone, aten.contiguous):
         return False
     fmt = node.kwargs.get("memory_format", node.args[1] if len(node.args) > 1 else None)
@@ -207,12 +230,19 @@ def is_fusable_activation(target: Any) -> bool:
     return getattr(aten_overload(target), "overloadpacket", None) in _FUSABLE_ACTIVATIONS
 
 
+_BATCH_NORMS = _packets("batch_norm", "_native_batch_norm_legit_no_training", "_native_batch_norm_legit",
+                       "native_batch_norm")
+
+
 def is_batch_norm(target: Any) -> bool:
-    return getattr(aten_overload(target), "overloadpacket", None) is aten.batch_norm
+    """A batch norm, whether it returns the tensor (``batch_norm``) or a tuple whose item 0 is
+    it (the decomposed forms in core ATen)."""
+    return getattr(aten_overload(target), "overloadpacket", None) in _BATCH_NORMS
 
 
-def is_unary_elementwise(target: Any) -> bool:
-    """Pointwise in its first operand, whatever that operand's rank (scalars may follow)."""
+def is_elementwise(target: Any) -> bool:
+    """Each output element computed from the elements at its own index of every tensor operand
+    (broadcast dim by dim): pointwise ops and per-tensor quantize/dequantize."""
     op = aten_overload(target)
     if is_quantize_per_tensor(op) or is_dequantize_per_tensor(op):
         return True

@@ -6,8 +6,8 @@ from typing import Sequence
 from torch.export import ExportedProgram
 
 from ..errors import InputError
-
 from ..targets import Target
+from . import edge
 from .base import GraphEdit, Match, Reject, RewriteLog, Rule, run_rules
 from .channel_shuffle import ChannelShuffleToChannelsLast, ChannelShuffleToConv
 from .conv1d_to_conv2d import Conv1dToConv2d
@@ -17,13 +17,14 @@ from .flatten_linear_to_nhwc import FlattenLinearToNHWC
 from .fuse_permute_chains import ComposePermutes, FoldConstantPermute
 from .fuse_permute_reshape import FusePermuteReshapePermute
 from .permute_through_elementwise import PermuteThroughElementwise
+from .permute_through_join import PermuteThroughJoin
 from .pointwise_linear import PointwiseLinearToConv
 from .fuse_squeeze_unsqueeze import CancelUnsqueezeOfSqueeze, SinkSqueeze
 
 
 def rules_for(target: Target) -> list[Rule]:
     """The rules that pay on ``target``, in the order they run each round."""
-    rules: list[Rule] = [ComposePermutes(), FoldConstantPermute(), PermuteThroughElementwise(),
+    rules: list[Rule] = [ComposePermutes(), FoldConstantPermute(), PermuteThroughElementwise(), PermuteThroughJoin(),
                          FusePermuteReshapePermute(target),
                          Conv1dToConv2d(), SinkSqueeze(),
                          CancelUnsqueezeOfSqueeze(), PointwiseLinearToConv()]
@@ -39,13 +40,20 @@ def rules_for(target: Target) -> list[Rule]:
 
 
 def rewrite(ep: ExportedProgram, target: Target, skip: "Sequence[str]" = ()) -> RewriteLog:
-    """Apply the target's rules, less those named in ``skip``, to ``ep`` (a private copy) in place."""
+    """Apply the target's rules, less those named in ``skip``, to ``ep`` (a private copy) in
+    place; an ExecuTorch edge program is lifted to ATen for them and spelled back after."""
     rules = rules_for(target)
     unknown = set(skip) - {rule.name for rule in rules}
     if unknown:
         raise InputError(f"unknown rule(s) {', '.join(sorted(unknown))}; the rules for {target.name} are: "
                          f"{', '.join(rule.name for rule in rules)}")
-    return run_rules(ep, [rule for rule in rules if rule.name not in skip])
+    edit = GraphEdit(ep)
+    lifted = edge.lift(edit) if edit.edge else {}
+    log = run_rules(edit, [rule for rule in rules if rule.name not in skip])
+    if edit.edge:
+        edge.spell(edit, lifted)
+    edit.finish()
+    return log
 
 
 __all__ = ["GraphEdit", "Match", "Reject", "RewriteLog", "Rule", "rewrite", "rules_for"]

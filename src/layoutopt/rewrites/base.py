@@ -21,6 +21,7 @@ from ..errors import InternalError
 from ..ir import ops
 from ..ir.access import copy_provenance, input_placeholders
 from ..ir.propagate import fake_mode_of, replay
+from ..layout.conversion import is_edge
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class GraphEdit:
     def __init__(self, ep: ExportedProgram):
         self.ep = ep
         self.graph = ep.graph_module.graph
+        self.edge = is_edge(ep)  # views are ``*_copy`` ops: copies unless dim orders line up
         self.mode = fake_mode_of(ep.graph_module)
         kinds = {InputKind.PARAMETER: "param", InputKind.BUFFER: "buffer",
                  InputKind.CONSTANT_TENSOR: "constant"}
@@ -109,6 +111,11 @@ class GraphEdit:
     def erase_if_dead(self, node: Node) -> None:
         if node.op == "call_function" and not node.users:
             self.graph.erase_node(node)
+
+    def finish(self) -> None:
+        """Check the graph and regenerate the program's code after the edits."""
+        self.graph.lint()
+        self.ep.graph_module.recompile()
 
     def add_constant(self, name: str, value: torch.Tensor, before: Node) -> Node:
         """A new lifted parameter holding ``value`` (made at compile time), as a placeholder
@@ -154,9 +161,8 @@ class RewriteLog:
     rejects: list[Reject] = field(default_factory=list)
 
 
-def run_rules(ep: ExportedProgram, rules: list[Rule], max_rounds: int = 20) -> RewriteLog:
+def run_rules(edit: GraphEdit, rules: list[Rule], max_rounds: int = 20) -> RewriteLog:
     """Apply ``rules`` until none matches; rejects are those standing at the fixed point."""
-    edit = GraphEdit(ep)
     log = RewriteLog()
     for _ in range(max_rounds):
         changed = False
@@ -188,6 +194,4 @@ def run_rules(ep: ExportedProgram, rules: list[Rule], max_rounds: int = 20) -> R
             break
     else:
         raise InternalError(f"rewrites did not settle in {max_rounds} rounds: {dict(log.applied)}")
-    edit.graph.lint()
-    ep.graph_module.recompile()
     return log

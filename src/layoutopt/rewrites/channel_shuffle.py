@@ -20,7 +20,8 @@ is removed.
 Applied only where ``x`` comes from an op the target runs channels-last (through elementwise
 ops, concatenations and channel splits); elsewhere the NCHW form is the cheaper one.
 Declined: intermediate tensors another op also reads, views that are not a split of the
-channel axis into ``g * k`` and back, inputs not produced channels-last.
+channel axis into ``g * k`` and back, inputs not produced channels-last; and the first form in
+an ExecuTorch edge program, where its outer permutes are ``permute_copy`` copies.
 """
 from __future__ import annotations
 
@@ -84,6 +85,13 @@ class ChannelShuffleToChannelsLast(_ShuffleRule):
     """The shuffle as one transpose of the channel axis's two factors (see the module doc)."""
 
     name = "channel_shuffle_to_channels_last"
+
+    def match(self, node: Node, edit: GraphEdit) -> Match | Reject | None:
+        found = super().match(node, edit)
+        if isinstance(found, Match) and edit.edge:
+            return self.reject(node, "in an edge program the permute back to NCHW is a copy (permute_copy), "
+                                     "not a view of channels-last data")
+        return found
 
     def shuffled(self, edit: GraphEdit, m: Match) -> Node:
         n, c, h, w = m["shape"]

@@ -61,8 +61,7 @@ def _flattened_source(flat) -> Node | None:
     """``x`` when ``flat`` is ``x[N, C, H, W]`` flattened to ``[N, C*H*W]``."""
     if not isinstance(flat, Node) or flat.op != "call_function":
         return None
-    overload = ops.aten_overload(flat.target)
-    packet = getattr(overload, "overloadpacket", None)
+    packet = ops.packet_of(flat)
     if packet not in (aten.flatten, aten.view, aten.reshape, aten._unsafe_view):
         return None
     x = flat.args[0]

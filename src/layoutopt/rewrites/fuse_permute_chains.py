@@ -25,7 +25,7 @@ def as_perm(node) -> Perm | None:
     """The permutation a ``permute``/``transpose`` node applies, or None."""
     if not isinstance(node, Node) or node.op != "call_function":
         return None
-    overload = ops.aten_overload(node.target)
+    overload = ops.canonical(node.target)
     if overload not in (aten.permute.default, aten.transpose.int, aten.t.default):
         return None
     source = fake_value(node.args[0]) if isinstance(node.args[0], Node) else None

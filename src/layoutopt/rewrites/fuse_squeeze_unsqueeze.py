@@ -3,10 +3,13 @@
 * ``unsqueeze(squeeze(x, d), d) -> x`` when ``x.shape[d] == 1``.
 * ``f(squeeze(x, d)) -> squeeze(f(x), d)`` for an elementwise ``f`` of that one tensor (an
   activation, a per-tensor quantize or dequantize, a scalar arithmetic op) and for
-  ``batch_norm`` (its channel dim, 1, is unchanged when ``d >= 2``): the squeeze sinks toward
+  a batch norm (its channel dim, 1, is unchanged when ``d >= 2``; in core ATen's tuple form
+  only when item 0 is all that is read): the squeeze sinks toward
   the next unsqueeze. Only when the squeeze has no other user, so no view is duplicated.
 """
 from __future__ import annotations
+
+import operator
 
 from torch.fx import Node
 
@@ -19,7 +22,7 @@ aten = ops.aten
 
 def _squeezed_dim(node: Node) -> int | None:
     """The one dim a ``squeeze.dim`` / ``squeeze.dims`` node removes, if it removes exactly one."""
-    if ops.packet_of(node) not in (aten.squeeze, aten.squeeze_copy) or len(node.args) < 2:
+    if ops.packet_of(node) not in (aten.squeeze,) or len(node.args) < 2:
         return None
     dims = node.args[1]
     dims = list(dims) if isinstance(dims, (list, tuple)) else [dims]
@@ -57,7 +60,7 @@ class SinkSqueeze(Rule):
     name = "sink_squeeze"
 
     def applies(self, node: Node) -> bool:
-        return ops.is_unary_elementwise(node.target) or ops.is_batch_norm(node.target)
+        return ops.is_elementwise(node.target) or ops.is_batch_norm(node.target)
 
     def match(self, node: Node, edit: GraphEdit) -> Match | Reject | None:
         if not node.args or not isinstance(node.args[0], Node):
@@ -67,16 +70,25 @@ class SinkSqueeze(Rule):
         if d is None or len(squeeze.users) != 1:
             return None
         others = [a for a in node.all_input_nodes if a is not squeeze]
+        items = None
         if ops.is_batch_norm(node.target):
             if d < 2 or any(edit.constant(a) is None for a in others):
                 return None
-        elif not ops.is_unary_elementwise(node.target) or others:
+            if isinstance(fake_value(node), (tuple, list)):  # core ATen's form: item 0 is the output
+                items = list(node.users)
+                if not all(u.target is operator.getitem and u.args[1] == 0 for u in items):
+                    return None
+        elif not ops.is_elementwise(node.target) or others:
             return None
-        return Match(node, {"x": squeeze.args[0], "squeeze": squeeze, "dim": d})
+        return Match(node, {"x": squeeze.args[0], "squeeze": squeeze, "dim": d, "items": items})
 
     def rewrite(self, edit: GraphEdit, m: Match) -> None:
         node = m.node
         inner = edit.call(node.target, (m["x"], *node.args[1:]), dict(node.kwargs), like=node)
-        out = edit.call(aten.squeeze.dim, (inner, m["dim"]), like=m["squeeze"], after=inner)
+        value = inner if m["items"] is None else edit.call(operator.getitem, (inner, 0), like=m["items"][0],
+                                                            after=inner)
+        out = edit.call(aten.squeeze.dim, (value, m["dim"]), like=m["squeeze"], after=value)
+        for item in m["items"] or ():
+            edit.replace(item, out)
         edit.replace(node, out)
         edit.erase_if_dead(m["squeeze"])

@@ -25,13 +25,14 @@ def constant_weight(weight: Any, edit: GraphEdit) -> tuple[Node | None, Node | N
 
 def weight_and_bias(rule: Rule, node: Node, edit: GraphEdit) -> Reject | tuple[Node, Node | None, Any]:
     """``(weight placeholder, its dequantize or None, bias)`` of ``node``, or why not: the
-    weight must be a constant read only here, the bias a constant or absent."""
+    weight must be a constant read only here, the bias a constant (possibly quantized, as
+    int32 behind a per-channel dequantize) or absent."""
     source, dequant = constant_weight(arg_by_name(node, "weight"), edit)
     if source is None:
         return rule.reject(node, "weight is not a constant")
     if len(source.users) != 1 or (dequant is not None and len(dequant.users) != 1):
         return rule.reject(node, "weight is shared with another op")
     bias = arg_by_name(node, "bias")
-    if bias is not None and edit.constant(bias) is None:
+    if bias is not None and constant_weight(bias, edit)[0] is None:
         return rule.reject(node, "bias is not a constant")
     return source, dequant, bias

@@ -30,7 +30,7 @@ _MAX_CHAIN = 16
 
 def _elementwise(node) -> bool:
     """Unary elementwise, scalars besides; not a copy, whose point is the layout it makes."""
-    return (isinstance(node, Node) and node.op == "call_function" and ops.is_unary_elementwise(node.target)
+    return (isinstance(node, Node) and node.op == "call_function" and ops.is_elementwise(node.target)
             and ops.family(node.target) is not ops.Family.COPY and "memory_format" not in node.kwargs
             and not any(isinstance(a, Node) for a in node.args[1:])
             and not any(isinstance(v, Node) for v in node.kwargs.values()))

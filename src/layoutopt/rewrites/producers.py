@@ -30,6 +30,6 @@ def channels_last_producer(x, target: Target, limit: int = 64) -> bool:
             pending.append(node.args[0])
         elif packet in (aten.cat, aten.concat):
             pending.extend(node.args[0])
-        elif packet in _CARRY or ops.is_unary_elementwise(node.target) or ops.is_batch_norm(node.target):
+        elif packet in _CARRY or ops.is_elementwise(node.target) or ops.is_batch_norm(node.target):
             pending.append(node.args[0])
     return False

@@ -62,7 +62,7 @@ def _step(draw, shapes: list[Shape]) -> tuple[Step, Shape] | None:
     if r >= 2:
         kinds += ["linear", "linear", "layer_norm", "matmul", "transpose", "reshape_split", "reshape_merge"]
     if r >= 3:
-        kinds += ["squeeze_unsqueeze"]
+        kinds += ["squeeze_unsqueeze", "round_trip", "round_trip", "permute_reshape_permute"]
     same = [j for j, t in enumerate(shapes) if t == s and j != i]
     if same:
         kinds += ["residual", "residual"]
@@ -190,6 +190,21 @@ def _step(draw, shapes: list[Shape]) -> tuple[Step, Shape] | None:
     if kind == "squeeze_unsqueeze":
         dim = draw(st.integers(0, r))
         return Step("unsqueeze_squeeze", (i,), (dim,)), s
+    if kind == "round_trip":  # permute, an elementwise op or a join of two permuted branches, permute back
+        perm = tuple(draw(st.permutations(range(r))))
+        inner = draw(st.sampled_from(["relu", "scale", "qdq", "join", "cat", "bias"]))
+        dim = draw(st.integers(0, r - 1))  # the concatenation's dim, among the permuted dims
+        out = list(s)
+        if inner == "cat":
+            out[perm[dim]] *= 2
+        return Step("round_trip", (i,), (perm, inner, dim)), tuple(out)
+    if kind == "permute_reshape_permute":  # permute, merge two adjacent dims, permute again
+        perm = tuple(draw(st.permutations(range(r))))
+        dim = draw(st.integers(0, r - 2))
+        moved = tuple(s[d] for d in perm)
+        merged = moved[:dim] + (moved[dim] * moved[dim + 1],) + moved[dim + 2:]
+        then = tuple(draw(st.permutations(range(r - 1))))
+        return Step("permute_reshape_permute", (i,), (perm, merged, then)), tuple(merged[d] for d in then)
     raise AssertionError(kind)
 
 
@@ -266,6 +281,8 @@ class FuzzNet(nn.Module):
             return [(step.args[0], _numel(s[1:])), (step.args[0],)]
         if step.op == "layer_norm":
             return [(s[-1],), (s[-1],)]
+        if step.op == "round_trip" and step.args[1] == "bias":
+            return [(s[step.args[0][-1]],)]
         return []
 
     def forward(self, x):
@@ -354,6 +371,18 @@ class FuzzNet(nn.Module):
             return x.reshape(a[0])
         if op == "unsqueeze_squeeze":
             return x.unsqueeze(a[0]).squeeze(a[0])
+        if op == "round_trip":
+            perm, inner, dim = a
+            y = x.permute(perm)
+            if inner in ("join", "cat"):
+                other = (x * 0.5).permute(perm)
+                y = y + other if inner == "join" else torch.cat([y, other], dim)
+            else:
+                y = {"relu": torch.relu, "scale": lambda t: t * 1.5, "qdq": _qdq, "bias": lambda t: t + p[at]}[inner](y)
+            return y.permute(tuple(perm.index(d) for d in range(len(perm))))
+        if op == "permute_reshape_permute":
+            perm, merged, then = a
+            return x.permute(perm).reshape(merged).permute(then)
         raise AssertionError(op)
 
 
@@ -372,8 +401,9 @@ def inputs_for(spec: GraphSpec, seed: int = 0) -> tuple[torch.Tensor, ...]:
     return (torch.randn(spec.shape, generator=gen).to(getattr(torch, spec.dtype)),)
 
 
-def check(spec: GraphSpec, target: str) -> Outcome:
-    """Optimize ``spec`` for ``target``: equal outputs, or a clean decline; anything else fails."""
+def check(spec: GraphSpec, target: str, edge: bool = False) -> Outcome:
+    """Optimize ``spec`` for ``target`` (as an ExecuTorch edge program with ``edge``): equal
+    outputs, or a clean decline; anything else fails."""
     import layoutopt
     from layoutopt.verify.numerics import compare
 
@@ -381,6 +411,10 @@ def check(spec: GraphSpec, target: str) -> Outcome:
     inputs = inputs_for(spec)
     try:
         exported = torch.export.export(model, inputs)
+        if edge:
+            from executorch.exir import to_edge
+
+            exported = to_edge(exported).exported_program()
     except Exception as exc:  # a generator bug, not a planner one
         return Outcome("failed", f"export: {type(exc).__name__}: {str(exc)[:200]}")
     try:
