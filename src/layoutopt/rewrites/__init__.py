@@ -14,6 +14,7 @@ from .conv1d_to_conv2d import Conv1dToConv2d
 from ..ir import ops
 from .conv1x1_to_fc import Conv1x1ToFullyConnected
 from .flatten_linear_to_nhwc import FlattenLinearToNHWC
+from .fold_channel_permutation import FoldChannelPermutation
 from .fuse_permute_chains import ComposePermutes, FoldConstantPermute
 from .fuse_permute_reshape import FusePermuteReshapePermute
 from .permute_through_elementwise import PermuteThroughElementwise
@@ -24,10 +25,9 @@ from .fuse_squeeze_unsqueeze import CancelUnsqueezeOfSqueeze, SinkSqueeze
 
 def rules_for(target: Target) -> list[Rule]:
     """The rules that pay on ``target``, in the order they run each round."""
-    rules: list[Rule] = [ComposePermutes(), FoldConstantPermute(), PermuteThroughElementwise(), PermuteThroughJoin(),
-                         FusePermuteReshapePermute(target),
-                         Conv1dToConv2d(), SinkSqueeze(),
-                         CancelUnsqueezeOfSqueeze(), PointwiseLinearToConv()]
+    rules: list[Rule] = [ComposePermutes(), FoldConstantPermute(), FoldChannelPermutation(),
+                         PermuteThroughElementwise(), PermuteThroughJoin(), FusePermuteReshapePermute(target),
+                         Conv1dToConv2d(), SinkSqueeze(), CancelUnsqueezeOfSqueeze(), PointwiseLinearToConv()]
     if ops.Family.CONV in target.channels_last:
         rules.append(FlattenLinearToNHWC(target))
         shuffle = {"channels_last": ChannelShuffleToChannelsLast, "conv": ChannelShuffleToConv}.get(

@@ -1,0 +1,156 @@
+"""A permutation of the channels that only weighted sums read is folded into their weights:
+
+    y = x[:, pi]  (any chain of views, permutes and copies that gathers channels, e.g. a
+                   channel shuffle)
+    conv(f(y), W)  ==  conv(f(x), W[:, inverse(pi)])      and the same for linear
+
+where ``f`` is a chain of channel-wise ops (elementwise ops with scalars, reductions and pools
+over the dims after the channel dim, reshapes that keep the first two dims): each computes
+channel ``c`` of its output from channel ``c`` of its input alone, so it commutes with any
+reordering of the channels. A convolution (ungrouped) or linear then sums over its input
+channels; reordering its weight's input columns by the inverse permutation sums the same
+products. The gather disappears; the weights are re-laid out once, at compile time.
+
+The chain is proved a channel gather by replaying it on the index tensor ``arange(numel)``,
+never by reading its arguments. Only where every reader absorbs it: a chain with several
+readers folds into each of their weights.
+
+Declined: a reader that neither absorbs the permutation nor passes it through channel-wise
+(a channel split, a concatenation, a graph output; ShuffleNet's inner shuffles feed a channel
+split), grouped convolutions, weights that are not constants or are shared.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.fx import Node
+
+from ..ir import ops
+from ..ir.access import arg_by_name, fake_value
+from .base import GraphEdit, Match, Reject, Rule
+from .operands import constant_weight
+
+aten = ops.aten
+_LAYOUT = frozenset({aten.view, aten.reshape, aten._unsafe_view, aten.permute, aten.transpose, aten.flatten,
+                     aten.unflatten, aten.clone, aten.contiguous})
+_REDUCTIONS = frozenset({aten.mean, aten.sum, aten.amax, aten.amin})
+_POOLS = frozenset({aten.adaptive_avg_pool2d, aten._adaptive_avg_pool2d, aten.avg_pool2d, aten.max_pool2d})
+_WEIGHTED = frozenset({aten.conv1d, aten.conv2d, aten.conv3d, aten.convolution, aten.linear})
+_MAX_READERS = 32
+
+
+def channel_gather(chain: list[Node], shape: tuple[int, ...]) -> list[int] | None:
+    """``pi`` when running ``chain`` on ``x`` of ``shape`` gives ``x[:, pi]``, else None."""
+    idx = torch.arange(math.prod(shape), dtype=torch.int64).reshape(shape)
+    value = idx
+    for node in chain:
+        value = node.target(value, *node.args[1:], **node.kwargs)
+    if tuple(value.shape) != tuple(shape):
+        return None
+    inner = math.prod(shape[2:])
+    pi = [int(value[(0, i) + (0,) * (len(shape) - 2)]) // inner % shape[1] for i in range(shape[1])]
+    if sorted(pi) != list(range(shape[1])) or not torch.equal(value, idx.index_select(1, torch.tensor(pi))):
+        return None
+    return pi
+
+
+def _channel_wise(node: Node, value: Node) -> bool:
+    """Whether ``node`` computes channel c (dim 1) of its output from channel c of ``value``."""
+    if node.args[0] is not value or any(isinstance(a, Node) for a in node.args[1:]) \
+            or any(isinstance(v, Node) for v in node.kwargs.values()):
+        return False
+    packet = ops.packet_of(node)
+    src, out = fake_value(value), fake_value(node)
+    if not isinstance(out, torch.Tensor) or out.dim() < 2 or out.shape[:2] != src.shape[:2]:
+        return False
+    if ops.is_elementwise(node.target) and ops.family(node.target) is not ops.Family.COPY:
+        return True
+    if packet in _REDUCTIONS:
+        dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+        dims = [dims] if isinstance(dims, int) else list(dims or [])
+        return bool(dims) and all(d % src.dim() >= 2 for d in dims)
+    return packet in _POOLS or packet in (aten.view, aten.reshape, aten._unsafe_view, aten.flatten)
+
+
+def _absorbs(node: Node, value: Node, edit: GraphEdit) -> bool:
+    """Whether ``node`` is a weighted sum over dim 1 of ``value`` whose weight can be re-laid out."""
+    packet = ops.packet_of(node)
+    if packet not in _WEIGHTED or arg_by_name(node, "input") is not value:
+        return False
+    if packet is aten.linear and fake_value(value).dim() != 2:
+        return False
+    if packet is not aten.linear and (arg_by_name(node, "groups") != 1
+                                      or (packet is aten.convolution and arg_by_name(node, "transposed"))):
+        return False
+    return True
+
+
+class FoldChannelPermutation(Rule):
+    name = "fold_channel_permutation"
+    anchors = _LAYOUT
+
+    def match(self, node: Node, edit: GraphEdit) -> Match | Reject | None:
+        out = fake_value(node)
+        if not isinstance(out, torch.Tensor) or out.dim() < 2 or out.shape[1] < 2:
+            return None
+        chain, cur, start = [], node, None
+        while isinstance(cur, Node) and cur.op == "call_function" \
+                and (ops.packet_of(cur) in _LAYOUT or ops.is_contiguous_copy(cur)):
+            chain.insert(0, cur)
+            cur = cur.args[0]
+            val = fake_value(cur) if isinstance(cur, Node) else None
+            if isinstance(val, torch.Tensor) and tuple(val.shape) == tuple(out.shape):
+                start = len(chain)
+        if start is None:
+            return None
+        chain = chain[len(chain) - start:]
+        if not any(ops.packet_of(step) in (aten.permute, aten.transpose) for step in chain):
+            return None  # views alone keep the element order: no gather
+        x = chain[0].args[0]
+        pi = channel_gather(chain, tuple(int(d) for d in out.shape))
+        if pi is None or pi == sorted(pi):
+            return None
+        absorbers, passing, pending = [], [], [node]
+        while pending:
+            value = pending.pop()
+            for user in value.users:
+                if _absorbs(user, value, edit):
+                    absorbers.append(user)
+                elif user.op == "call_function" and _channel_wise(user, value):
+                    passing.append(user)
+                    pending.append(user)
+                else:
+                    if not absorbers and not passing:
+                        return None  # nothing here could absorb it: not a candidate
+                    what = "a graph output" if user.op == "output" else ops.op_name(user.target)
+                    return self.reject(node, f"{what} reads the permuted channels and cannot absorb them")
+                if len(absorbers) + len(passing) > _MAX_READERS:
+                    return None
+        if not absorbers:
+            return None
+        weights = []
+        for conv in absorbers:
+            source, _ = constant_weight(arg_by_name(conv, "weight"), edit)
+            if source is None:
+                return self.reject(node, f"the weight of {conv.name} is not a constant")
+            if len(source.users) != 1 or source in weights:
+                return self.reject(node, f"the weight of {conv.name} is shared with another op")
+            weights.append(source)
+        if any(len(step.users) != 1 for step in chain[:-1]):
+            return self.reject(node, "a tensor inside the permutation is also read by another op")
+        return Match(node, {"x": x, "chain": chain, "pi": pi, "passing": passing, "absorbers": absorbers,
+                            "weights": weights})
+
+    def rewrite(self, edit: GraphEdit, m: Match) -> None:
+        pi = torch.tensor(m["pi"])
+        inverse = torch.empty_like(pi)
+        inverse[pi] = torch.arange(len(pi))
+        for weight in m["weights"]:
+            edit.relayout_constant(weight, lambda w: w.index_select(1, inverse))
+        m.node.replace_all_uses_with(m["x"])
+        order = {n: i for i, n in enumerate(edit.graph.nodes)}
+        for step in sorted(m["passing"] + m["absorbers"], key=order.__getitem__):
+            edit.refresh(step)
+        for step in reversed(m["chain"]):
+            edit.erase_if_dead(step)
