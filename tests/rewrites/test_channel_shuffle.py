@@ -50,8 +50,9 @@ def test_shuffle_in_a_network_keeps_its_outputs():
     from layoutopt.zoo import build
 
     model, inputs = build("shufflenet_nano")
-    r = check_plan(model, inputs, target="ethos-u55", before=25, after=4, atol=1e-5)
-    assert r.report.rewrites[RULE] == 3
+    r = check_plan(model, inputs, target="ethos-u55", before=25, after=3, atol=1e-5)
+    # the last shuffle feeds only the pooled head: folded into its weights instead
+    assert r.report.rewrites == {RULE: 2, "fold_channel_permutation": 1}
 
 
 def test_declined_when_an_inner_tensor_has_another_reader():
