@@ -31,8 +31,8 @@ def x4():
     return (torch.randn(1, 3, 8, 8),)
 
 
-def test_squeeze_excite_convs_become_linears_on_npu_targets():
-    r = check_plan(SqueezeExcite().eval(), x4(), target="ethos-u55", after=2)
+def test_squeeze_excite_convs_become_linears_on_cortex_m():
+    r = check_plan(SqueezeExcite().eval(), x4(), target="cortex-m", after=2)
     counts = op_counts(r.program)
     assert counts[CONV2D] == 1 and counts[LINEAR] == 2
     assert r.report.rewrites == {"conv1x1_to_fc": 2}
@@ -42,7 +42,7 @@ def test_squeeze_excite_convs_become_linears_on_npu_targets():
             assert node.args[0].target == torch.ops.aten.linear.default
 
 
-@pytest.mark.parametrize("target", ["xnnpack", "cpu"])
+@pytest.mark.parametrize("target", ["ethos-u55", "ethos-u85", "xnnpack", "cpu"])
 def test_targets_without_the_preference_keep_the_convs(target):
     r = check_plan(SqueezeExcite().eval(), x4(), target=target)
     assert op_counts(r.program)[CONV2D] == 3 and "conv1x1_to_fc" not in r.report.rewrites
@@ -65,7 +65,7 @@ def test_quantized_pointwise_conv_keeps_qdq_around_the_linear():
             return qd.dequantize_per_tensor(qd.quantize_per_tensor(y, 0.1, 0, -128, 127, torch.int8),
                                             0.1, 0, -128, 127, torch.int8)
 
-    r = check_plan(Q().eval(), (torch.randn(1, 4, 6, 6),), exact=True)
+    r = check_plan(Q().eval(), (torch.randn(1, 4, 6, 6),), target="cortex-m", exact=True)
     linear = next(n for n in r.program.graph.nodes if n.target == torch.ops.aten.linear.default)
     assert layoutopt.ir.ops.is_dequantize_per_tensor(linear.args[0].target)
     assert layoutopt.ir.ops.is_dequantize_per_channel(linear.args[1].target)
@@ -73,7 +73,7 @@ def test_quantized_pointwise_conv_keeps_qdq_around_the_linear():
 
 
 def _rejected(model, inputs, reason):
-    r = layoutopt.optimize(model, inputs, target="ethos-u55")
+    r = layoutopt.optimize(model, inputs, target="cortex-m")
     assert op_counts(r.program)[LINEAR] == 0
     assert any(d["reason"] == f"conv1x1_to_fc: {reason}" for d in r.report.declined), r.report.declined
     assert "conv1x1_to_fc" not in r.report.rewrites
@@ -139,11 +139,11 @@ def test_rejects_a_bias_that_is_not_a_constant():
 
 
 def test_convolutions_on_larger_inputs_are_not_candidates():
-    r = layoutopt.optimize(nn.Conv2d(4, 4, 1).eval(), (torch.randn(1, 4, 4, 4),), target="ethos-u55")
+    r = layoutopt.optimize(nn.Conv2d(4, 4, 1).eval(), (torch.randn(1, 4, 4, 4),), target="cortex-m")
     assert r.report.declined == [] and op_counts(r.program)[CONV2D] == 1
 
 
 def test_idempotent():
-    once = layoutopt.optimize(SqueezeExcite().eval(), x4(), target="ethos-u55")
-    twice = layoutopt.optimize(once.program, target="ethos-u55")
+    once = layoutopt.optimize(SqueezeExcite().eval(), x4(), target="cortex-m")
+    twice = layoutopt.optimize(once.program, target="cortex-m")
     assert twice.report.rewrites == {} and op_counts(twice.program) == op_counts(once.program)

@@ -65,4 +65,5 @@ def test_head_and_squeeze_excite_specs_fire_their_rules(quantize, target):
     assert outcome.status == "passed" and outcome.rewrites == {"flatten_linear_to_nhwc": 1}
     se = GraphSpec((1, 4, 6, 6), (conv, Step("squeeze_excite", (1,), (), (1, 8, 6, 6))), (2,), quantize=quantize)
     outcome = check(se, target)
-    assert outcome.status == "passed" and outcome.rewrites == {"conv1x1_to_fc": 1}
+    assert outcome.status == "passed"
+    assert outcome.rewrites == ({"conv1x1_to_fc": 1} if target == "cortex-m" else {})
