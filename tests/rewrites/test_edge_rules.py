@@ -14,7 +14,9 @@ from layoutopt.zoo import build
 from test_channel_shuffle import Shuffle
 from test_conv1d_to_conv2d import Conv1dStack
 from test_flatten_linear_to_nhwc import LeNet
+from test_fold_channel_permutation import ShuffleThen
 from test_fuse_permute_chains import Chain
+from test_permute_through_join import Join
 from test_pointwise_linear import Pointwise
 
 pytest.importorskip("executorch", reason="edge programs come with the executorch extra")
@@ -58,8 +60,14 @@ def lowers(program) -> bool:
     (Shuffle(2), (torch.randn(1, 8, 5, 6),), "ethos-u85", {"channel_shuffle_to_conv": 1}),
     (Chain([("p", (0, 2, 3, 1)), ("t", (1, 2)), ("p", (0, 2, 1, 3))]), (torch.randn(1, 3, 4, 5),), "ethos-u55",
      {"compose_permutes": 2}),
+    (Join("cat"), (torch.randn(2, 4, 3, 5), torch.randn(2, 4, 3, 5)), "xnnpack",
+     {"permute_through_join": 1, "compose_permutes": 1}),
+    (Join("scale"), (torch.randn(2, 4, 3, 5), torch.randn(2, 4, 3, 5)), "xnnpack",
+     {"permute_through_join": 1, "compose_permutes": 1}),
+    (ShuffleThen(("conv", "head")), (torch.randn(1, 8, 5, 6),), "ethos-u55", {"fold_channel_permutation": 1}),
 ], ids=["conv1d", "conv1d_depthwise", "pointwise_permute", "pointwise_tokens", "pointwise_bias_add",
-        "pointwise_no_bias", "lenet_head", "shuffle_u85", "permute_chain"])
+        "pointwise_no_bias", "lenet_head", "shuffle_u85", "permute_chain", "join_cat", "join_constant",
+        "fold_shuffle"])
 def test_edge_program_gets_the_same_rewrites(model, inputs, target, rewrites):
     check_edge(model.eval(), inputs, target, rewrites)
 

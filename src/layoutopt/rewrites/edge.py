@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch.fx import Node
 
 from ..errors import InternalError
@@ -37,11 +38,11 @@ aten = ops.aten
 
 @dataclass
 class Lifted:
-    """A ``linear`` standing for ``nodes`` (in graph order), as long as its args are ``args``."""
+    """A ``linear`` standing for the nodes it replaced, as long as its args are still ``args``:
+    ``recipe`` lists them in graph order as ``(node, target, args, kwargs)``."""
 
     args: tuple
-    nodes: list[tuple[Any, tuple, dict]]
-    names: list[Node]
+    recipe: list[tuple[Node, Any, tuple, dict]]
 
 
 def edge_op(overload: Any) -> Any:
@@ -138,12 +139,12 @@ def lift(edit: GraphEdit) -> dict[Node, Lifted]:
         args, covered = form
         covered_set = set(covered)
         ordered = [n for n in edit.graph.nodes if n in covered_set]
-        recipe = [(n.target, n.args, dict(n.kwargs)) for n in ordered]
+        recipe = [(n, n.target, n.args, dict(n.kwargs)) for n in ordered]
         linear = edit.call(aten.linear.default, args if args[2] is not None else args[:2], like=node, before=node)
         node.replace_all_uses_with(linear)
         for n in reversed(ordered):
             edit.graph.erase_node(n)
-        lifted[linear] = Lifted(tuple(linear.args), recipe, ordered)
+        lifted[linear] = Lifted(tuple(linear.args), recipe)
     return lifted
 
 
@@ -163,15 +164,14 @@ def spell(edit: GraphEdit, lifted: dict[Node, Lifted]) -> None:
 
 def _is_aten(target: Any) -> bool:
     """A plain ATen (or other torch-library) op, not yet an edge op."""
-    import torch
-
     return isinstance(target, torch._ops.OpOverload) and ops.aten_overload(target) is target
 
 
 def _restore(edit: GraphEdit, node: Node, back: Lifted) -> Node:
+    """The nodes ``node`` was lifted from, rebuilt before it; the last stands for it."""
     env: dict[Node, Node] = {}
     value = node
-    for old, (target, args, kwargs) in zip(back.names, back.nodes):
+    for old, target, args, kwargs in back.recipe:
         mapped = tuple(env.get(a, a) if isinstance(a, Node) else a for a in args)
         value = edit.call(target, mapped, kwargs, like=node, before=node)
         env[old] = value
