@@ -6,21 +6,21 @@ from typing import Sequence
 from torch.export import ExportedProgram
 
 from ..errors import InputError
+from ..ir import ops
 from ..targets import Target
 from . import edge
 from .base import GraphEdit, Match, Reject, RewriteLog, Rule, run_rules
 from .channel_shuffle import ChannelShuffleToChannelsLast, ChannelShuffleToConv
 from .conv1d_to_conv2d import Conv1dToConv2d
-from ..ir import ops
 from .conv1x1_to_fc import Conv1x1ToFullyConnected
 from .flatten_linear_to_nhwc import FlattenLinearToNHWC
 from .fold_channel_permutation import FoldChannelPermutation
 from .fuse_permute_chains import ComposePermutes, FoldConstantPermute
 from .fuse_permute_reshape import FusePermuteReshapePermute
+from .fuse_squeeze_unsqueeze import CancelUnsqueezeOfSqueeze, SinkSqueeze
 from .permute_through_elementwise import PermuteThroughElementwise
 from .permute_through_join import PermuteThroughJoin
 from .pointwise_linear import PointwiseLinearToConv
-from .fuse_squeeze_unsqueeze import CancelUnsqueezeOfSqueeze, SinkSqueeze
 
 
 def rules_for(target: Target) -> list[Rule]:
