@@ -208,3 +208,19 @@ def test_every_target_plans_a_cnn_to_one_conversion(target):
 def test_xnnpack_costs_float_bytes():
     r = check_plan(Classifier().eval(), x4(), target="xnnpack", after=1)
     assert r.report.transpose_bytes_after == 3 * 8 * 8 * 4
+
+
+def test_elementwise_op_on_an_oddly_strided_view_is_planned_with_eager_strides():
+    # the shuffle's last view of a channels-last copy has a batch stride no dense layout has;
+    # eager's mul keeps it (and the next conv then runs NCHW), a fake kernel would make it dense
+    class OddView(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(8, 4, 1)
+
+        def forward(self, x):
+            n, c, h, w = x.shape
+            y = x.view(n, 2, c // 2, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
+            return self.conv(y * 0.5), self.conv(torch.relu(x))
+
+    check_plan(OddView().eval(), (torch.randn(1, 8, 5, 6),), skip_rules=("fold_channel_permutation",))

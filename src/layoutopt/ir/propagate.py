@@ -14,6 +14,7 @@ from torch.fx import GraphModule, Node
 from torch.fx.node import map_arg
 
 from ..errors import UnsupportedError
+from ..layout.perm import order_of, strides_for
 from . import ops
 from .access import fake_value
 
@@ -30,15 +31,26 @@ def run_fake(mode: FakeTensorMode, target: Any, args: tuple, kwargs: dict) -> An
     Fake views can choose other strides than eager for size-1 dims, and eager's kernels
     (a convolution choosing its memory format, for one) read those strides, so views are
     replayed on real, uninitialised storage and their fake results restrided to match; so are
-    the few ops whose fake kernel predicts other output strides than the CPU kernel gives.
+    the few ops whose fake kernel predicts other output strides than the CPU kernel gives, and
+    elementwise ops reading a tensor whose size-1 dims have strides no dense layout gives them
+    (eager keeps such strides, a fake kernel makes them dense).
     """
     with mode:
         out = target(*args, **kwargs)
     if ops.family(target) is ops.Family.VIEW:
         out = _with_eager_strides(mode, target, args, kwargs, out, view=True)
-    elif ops.aten_overload(target) in ops.FAKE_STRIDES_DIFFER:
+    elif ops.aten_overload(target) in ops.FAKE_STRIDES_DIFFER or (
+            ops.is_elementwise(target) and any(_odd_strides(a) for a in args)):
         out = _with_eager_strides(mode, target, args, kwargs, out, view=False)
     return out
+
+
+def _odd_strides(value: Any) -> bool:
+    """A tensor whose strides are not the dense strides of its own dim order."""
+    if not isinstance(value, torch.Tensor) or value.dim() == 0:
+        return False
+    shape, stride = tuple(value.shape), tuple(value.stride())
+    return stride != strides_for(shape, order_of(shape, stride))
 
 
 def _real_like(t: torch.Tensor) -> torch.Tensor:
