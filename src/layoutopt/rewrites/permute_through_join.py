@@ -11,8 +11,10 @@ constant seen at the output's rank (leading 1s added, as broadcasting does) and 
 Several permutes become one, and it can meet the next permute (``compose_permutes``); the
 values are unchanged, bit for bit.
 
-Applied when at least two inputs are permuted, or one is and the result's only reader is a
-permute it then meets. Declined: a permuted input another op also reads (its permute would
+Applied when the result's only reader is a permute it then meets, or, for an elementwise op,
+when at least two inputs are permuted: its output is laid out like its inputs either way,
+where a concatenation writes a dense output, gathering its permuted inputs for free, that a
+permute after it would make strided again. Declined: a permuted input another op also reads (its permute would
 stay and a second one be added), inputs permuted differently, a constant another op also
 reads (re-laying it out would change what that reader sees).
 """
@@ -63,8 +65,9 @@ class PermuteThroughJoin(Rule):
         constants = [a for i, a in operands if i not in permuted]
         if any(edit.constant(a) is None for a in constants):
             return None  # an input in its own layout: the permutes cannot all move
-        if len(permuted) == 1 and not (len(node.users) == 1 and as_perm(next(iter(node.users))) is not None):
-            return None  # one permute in, one out: worth it only where it meets the next permute
+        meets = len(node.users) == 1 and as_perm(next(iter(node.users))) is not None
+        if (len(permuted) == 1 or ops.packet_of(node) in (aten.cat, aten.concat)) and not meets:
+            return None  # worth it only where the permute meets the next one (see the module doc)
         if any(len(dict(operands)[i].users) != 1 for i in permuted):
             return self.reject(node, "a permuted input is also read by another op")
         if any(len(c.users) != 1 for c in constants):
