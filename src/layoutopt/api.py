@@ -111,8 +111,9 @@ def optimize(model: "torch.nn.Module | ExportedProgram", example_inputs: Sequenc
     """Lay out every tensor of ``model`` so that an NHWC ``target`` moves the fewest bytes.
 
     ``model`` is an ``nn.Module`` (exported with ``example_inputs``), an ``ExportedProgram``, or
-    an ExecuTorch ``EdgeProgramManager`` (planned in the edge dialect, with ``_clone_dim_order``
-    conversions; ``result.program`` is then its edge ``ExportedProgram``); it is never modified.
+    an ExecuTorch ``EdgeProgramManager`` (rewritten and planned in the edge dialect, with
+    ``_clone_dim_order`` conversions; ``result.program`` is then its edge ``ExportedProgram``);
+    it is never modified.
     User inputs and outputs keep ``io_layout``. With ``verify`` the result is run against the
     original on seeded random inputs (or ``example_inputs``).
     With ``rewrites`` the op-form rules run before planning (``layoutopt.rewrites``), less
