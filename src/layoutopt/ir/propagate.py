@@ -92,6 +92,14 @@ def _with_eager_strides(mode: FakeTensorMode, target: Any, args: tuple, kwargs: 
     return fix(out, eager)
 
 
+def run_chain(chain: list[Node], value: torch.Tensor) -> torch.Tensor:
+    """Run the single-input ops of ``chain`` (first to last) on a real ``value``: how rules
+    prove what a chain of layout ops does, by running it on an index tensor."""
+    for node in chain:
+        value = node.target(value, *node.args[1:], **node.kwargs)
+    return value
+
+
 def replay(mode: FakeTensorMode, node: Node) -> Any:
     """``node``'s op on its inputs' ``meta["val"]``: the value it has now."""
     return run_fake(mode, node.target, map_arg(node.args, fake_value), map_arg(node.kwargs, fake_value))

@@ -28,6 +28,7 @@ from torch.fx import Node
 
 from ..ir import ops
 from ..ir.access import arg_by_name, fake_value
+from ..ir.propagate import run_chain
 from .base import GraphEdit, Match, Reject, Rule
 from .operands import constant_weight
 
@@ -43,9 +44,7 @@ _MAX_READERS = 32
 def channel_gather(chain: list[Node], shape: tuple[int, ...]) -> list[int] | None:
     """``pi`` when running ``chain`` on ``x`` of ``shape`` gives ``x[:, pi]``, else None."""
     idx = torch.arange(math.prod(shape), dtype=torch.int64).reshape(shape)
-    value = idx
-    for node in chain:
-        value = node.target(value, *node.args[1:], **node.kwargs)
+    value = run_chain(chain, idx)
     if tuple(value.shape) != tuple(shape):
         return None
     inner = math.prod(shape[2:])

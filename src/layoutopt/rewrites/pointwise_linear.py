@@ -22,19 +22,12 @@ from torch.fx import Node
 
 from ..ir import ops
 from ..ir.access import arg_by_name, fake_value
+from ..ir.propagate import run_chain
 from .base import GraphEdit, Match, Reject, Rule
 
 aten = ops.aten
 _ALLOWED = frozenset({aten.permute, aten.transpose, aten.view, aten.reshape, aten._unsafe_view, aten.flatten,
                       aten.unflatten})
-
-
-def _replay(chain: list[Node], source: torch.Tensor) -> torch.Tensor:
-    """Run the layout ops of ``chain`` (first to last) on ``source``."""
-    value = source
-    for node in chain:
-        value = node.target(value, *node.args[1:], **node.kwargs)
-    return value
 
 
 class PointwiseLinearToConv(Rule):
@@ -59,7 +52,7 @@ class PointwiseLinearToConv(Rule):
         if h * w == 1:  # a vector-matrix product already: fully connected is the better form
             return None
         index = torch.arange(n * c * h * w).reshape(n, c, h, w)
-        into = _replay(up, index)
+        into = run_chain(up, index)
         if not torch.equal(into, index.permute(0, 2, 3, 1).reshape(into.shape)):
             return None
         if sum(1 for s in xval.shape[1:] if s == c) > 1:
@@ -95,7 +88,7 @@ class PointwiseLinearToConv(Rule):
             return None
         out_index = torch.arange(n * h * w * out_features).reshape(n, h, w, out_features)
         start = out_index.reshape(fake_value(node).shape)
-        back = _replay(down, start)
+        back = run_chain(down, start)
         if back.dim() != 4 or not torch.equal(back, out_index.permute(0, 3, 1, 2)):
             return self.reject(node, "the output chain does not return to NCHW") if back.dim() == 4 else None
         return Match(node, {"x": x, "up": up, "down": down, "weight": weight, "bias": bias,
