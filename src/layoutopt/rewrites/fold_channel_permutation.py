@@ -72,7 +72,7 @@ def _channel_wise(node: Node, value: Node) -> bool:
     return packet in _POOLS or packet in (aten.view, aten.reshape, aten._unsafe_view, aten.flatten)
 
 
-def _absorbs(node: Node, value: Node, edit: GraphEdit) -> bool:
+def _absorbs(node: Node, value: Node) -> bool:
     """Whether ``node`` is a weighted sum over dim 1 of ``value`` whose weight can be re-laid out."""
     packet = ops.packet_of(node)
     if packet not in _WEIGHTED or arg_by_name(node, "input") is not value:
@@ -114,7 +114,7 @@ class FoldChannelPermutation(Rule):
         while pending:
             value = pending.pop()
             for user in value.users:
-                if _absorbs(user, value, edit):
+                if _absorbs(user, value):
                     absorbers.append(user)
                 elif user.op == "call_function" and _channel_wise(user, value):
                     passing.append(user)
