@@ -88,7 +88,7 @@ def compile_ethos_u(model, example_inputs: Sequence[Any], target: str = "ethos-u
     start = time.perf_counter()
     program, inputs, out, report = _prepare(model, example_inputs, "ethos-u", _layout_target(target), optimize,
                                             out_dir)
-    figures = ethos_u.build(program, inputs, target, out, calibration)
+    figures = ethos_u.build(program, inputs, target, out, calibration, plan_layout=optimize)
     if figures["partitions"] == 0:
         raise CompileError(f"{target}: nothing was delegated to the NPU; ops left on the CPU: "
                            f"{', '.join(figures['cpu_ops']) or 'none'}")

@@ -2,7 +2,9 @@
 and Vela's performance summary kept in a folder of its own."""
 from __future__ import annotations
 
-from contextlib import contextmanager, redirect_stdout
+import shutil
+import time
+from contextlib import ExitStack, contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Iterator
 
@@ -22,7 +24,8 @@ def partition_folders(root: Path) -> Iterator[list[Path]]:
 
     def compile_partition(tosa_flatbuffer, args, verbose=False, intermediate_path=None, block_placements=None):
         folder = root / f"partition_{len(folders)}"
-        folder.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)  # figures of an earlier run must not be read back
+        folder.mkdir(parents=True)
         folders.append(folder)
         with open(folder / "vela.log", "w") as log, redirect_stdout(log):
             return original(tosa_flatbuffer, list(args), verbose=verbose, intermediate_path=str(folder),
@@ -47,14 +50,22 @@ def quantizer_for(spec):
     return EthosUQuantizer(spec).set_global(get_symmetric_quantization_config(is_per_channel=True))
 
 
-def build(program, inputs, target: str, out_dir: Path, calibration) -> dict:
+def build(program, inputs, target: str, out_dir: Path, calibration, plan_layout: bool = False) -> dict:
+    """The stock flow; with ``plan_layout`` layoutopt's pass places the backend's permutes."""
     from executorch.backends.arm.ethosu import EthosUPartitioner
+
+    from .arm_hook import arm_layout
 
     backend = target
     spec = compile_spec(target)
     quantized = quantize(program, inputs, quantizer_for(spec), calibration, backend)
-    with partition_folders(out_dir / "partitions") as folders:
+    planned: list[dict] = []
+    with partition_folders(out_dir / "partitions") as folders, ExitStack() as stack:
+        if plan_layout:
+            planned = stack.enter_context(arm_layout())
+        start = time.perf_counter()
         edge = lower(quantized, [EthosUPartitioner(spec)], backend)
+        lower_seconds = time.perf_counter() - start
     left = cpu_ops(edge)
     partitions = delegated_partitions(edge)
     pte = write_pte(edge, out_dir, backend)
@@ -66,4 +77,6 @@ def build(program, inputs, target: str, out_dir: Path, calibration) -> dict:
         "tosa_ops": op_histogram(tosa_files),
         "vela": read_summary(folders),
         "cpu_ops": left,
+        "arm_layout": planned if plan_layout else None,
+        "lower_seconds": lower_seconds,
     }

@@ -254,3 +254,67 @@ def is_elementwise(target: Any) -> bool:
 # Ops whose fake (meta) kernel predicts other output strides than eager's CPU kernel gives:
 # CPU attention returns its output in the layout of its query, the meta kernel contiguous.
 FAKE_STRIDES_DIFFER = frozenset({aten.scaled_dot_product_attention.default})
+
+
+# -- the graph ExecuTorch's Arm backend lowers to TOSA ---------------------------------------
+# There each ``permute_copy`` becomes one TOSA TRANSPOSE and each ``view_copy`` one RESHAPE;
+# ops of the ``tosa`` namespace (CONV2D, MATMUL, pooling...) read and write their operands as
+# they stand.
+
+
+class ArmKind(enum.Enum):
+    """How an op of the Arm backend's graph lets its tensors be laid out."""
+
+    ANCHOR = "anchor"  # operands and output as they stand (TOSA compute ops, anything unknown)
+    ELEMENTWISE = "elementwise"  # any layout, the same for every same-rank operand and the output
+    LAST_AXIS = "last_axis"  # elementwise along a per-channel last axis (RESCALE with channel scales)
+    AXES = "axes"  # like elementwise, with axis arguments remapped (keepdim reductions, cat, slice)
+    PERMUTE = "permute"  # a view whose memory sequence follows its input's layout
+    RESHAPE = "reshape"  # a view that keeps the memory sequence where index replay proves it
+
+
+_KEEPDIM_REDUCTIONS = _packets("sum", "amax", "amin", "mean")
+# argument position of the axis (or axes) each AXES op takes, and where keepdim is
+_AXIS_ARG = {aten.sum: 1, aten.amax: 1, aten.amin: 1, aten.mean: 1, aten.cat: 1, aten.slice: 1}
+
+
+def tosa_op(target: Any) -> str | None:
+    """The TOSA operator an op of the Arm backend's ``tosa`` namespace is (``"RESCALE"``), or None."""
+    op = aten_overload(target)
+    if getattr(op, "namespace", None) != "tosa":
+        return None
+    return op._schema.name.split("::")[-1]
+
+
+def arm_kind(node: Any) -> ArmKind:
+    """The kind of a call node of the Arm backend's graph before TOSA serialization."""
+    tosa = tosa_op(node.target)
+    if tosa == "TABLE":
+        return ArmKind.ELEMENTWISE
+    if tosa == "RESCALE":
+        scales = node.args[2] if len(node.args) > 2 else ()
+        return ArmKind.LAST_AXIS if len(scales) > 1 else ArmKind.ELEMENTWISE
+    if tosa is not None:
+        return ArmKind.ANCHOR
+    packet = packet_of(node)
+    if packet is aten.permute:
+        return ArmKind.PERMUTE
+    if packet in VIEW_PACKETS:
+        return ArmKind.RESHAPE
+    if packet in _KEEPDIM_REDUCTIONS:
+        keepdim = node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False)
+        return ArmKind.AXES if keepdim else ArmKind.ANCHOR
+    if packet in (aten.cat, aten.slice):
+        return ArmKind.AXES
+    if is_elementwise(node.target):
+        return ArmKind.ELEMENTWISE
+    return ArmKind.ANCHOR
+
+
+def axis_arg(node: Any) -> tuple[int, Any]:
+    """Position and value of an AXES op's axis argument (an int or a list of ints)."""
+    index = _AXIS_ARG[packet_of(node)]
+    if index < len(node.args):
+        return index, node.args[index]
+    name = "dim"
+    return index, node.kwargs.get(name, 0)

@@ -12,6 +12,7 @@ Conventions (the same as ``torch.permute`` and ExecuTorch's dim order):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Sequence
 
 Order = tuple[int, ...]
@@ -104,3 +105,46 @@ def distinct_layouts(shape: Sequence[int]) -> int:
     for k in range(2, n + 1):
         out *= k
     return out
+
+
+def order_before_permute(order: Sequence[int], perm: Perm) -> Order:
+    """The dim order of ``x`` that makes ``x.permute(perm)`` come out in ``order`` as a view:
+    ``order_after_permute(order_before_permute(o, p), p) == o``."""
+    return tuple(perm.dims[d] for d in order)
+
+
+def reshape_order(in_shape: Sequence[int], in_order: Sequence[int], out_shape: Sequence[int]) -> Order | None:
+    """The dim order in which ``x.reshape(out_shape)`` lists its elements in the memory sequence
+    of ``x`` laid out in ``in_order``, or None when no dense order does (the reshape then moves
+    bytes). Proved by replaying the reshape on element indices."""
+    return _reshape_order(tuple(int(s) for s in in_shape), tuple(in_order), tuple(int(s) for s in out_shape))
+
+
+@lru_cache(maxsize=4096)
+def _reshape_order(in_shape: tuple, in_order: tuple, out_shape: tuple) -> Order | None:
+    import numpy as np
+
+    numel = int(np.prod(in_shape, dtype=np.int64))
+    if numel != int(np.prod(out_shape, dtype=np.int64)):
+        return None
+    # where each element of x sits in memory, then the same positions read through the reshape
+    position = np.empty(numel, dtype=np.int64)
+    position[np.arange(numel).reshape(in_shape).transpose(in_order).reshape(-1)] = np.arange(numel)
+    out = position.reshape(out_shape)
+    strides = [0] * len(out_shape)
+    for d, size in enumerate(out_shape):
+        if size > 1:
+            index = [0] * len(out_shape)
+            index[d] = 1
+            strides[d] = int(out[tuple(index)] - out[(0,) * len(out_shape)])
+    order = order_of(out_shape, strides)
+    if any(strides[d] != s for d, s in enumerate(strides_for(out_shape, order)) if out_shape[d] > 1):
+        return None
+    return with_unit_dims_in_place(out_shape, order)
+
+
+def with_unit_dims_in_place(shape: Sequence[int], order: Sequence[int]) -> Order:
+    """The same layout with every size-1 dim at its own position: the non-unit dims of
+    ``order`` fill the positions the non-unit dims hold in ``shape``."""
+    big = iter(d for d in order if shape[d] != 1)
+    return tuple(d if shape[d] == 1 else next(big) for d in range(len(shape)))

@@ -1,0 +1,92 @@
+"""layoutopt's layout pass inside ExecuTorch's Arm backend pipeline.
+
+The pass runs where the backend's own layout decisions are made and not yet greedily moved:
+after it has wrapped every convolution, pooling and matmul in local permutes, just before
+``PropagateViewCopyPermuteDownPass``. It solves the placement of every permute exactly
+(``arm_plan``) and writes it back (``arm_physical``); the backend's propagation then meets
+only the planned permutes, and the rest of its pipeline (the U55 permute split, the
+canonicalisation of permutes that are reshapes, TOSA serialization) runs as usual.
+
+ExecuTorch's registry of pass insertions is process-global: ``arm_layout`` registers the
+pass for the duration of a ``with`` block and clears the registry when the block ends, also
+after an exception.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+from ..errors import LayoutoptError
+
+class ArmHookError(LayoutoptError):
+    """The installed ExecuTorch has no pass-insertion hook where layoutopt plans."""
+
+
+def _pipeline():
+    try:
+        from executorch.backends.arm._passes import arm_pass_manager as manager
+        anchor = manager.PropagateViewCopyPermuteDownPass
+        register = manager.register_pass_insertions_before
+        clear = manager.clear_registered_pass_insertions
+    except (ImportError, AttributeError) as exc:
+        raise ArmHookError("this ExecuTorch's Arm backend has no pass-insertion hook before "
+                           "PropagateViewCopyPermuteDownPass (layoutopt needs executorch 1.5.x): "
+                           f"{exc}") from None
+    return anchor, register, clear
+
+
+def make_pass(records: list[dict] | None = None):
+    """A fresh instance of the pass (the backend gives it the ExportedProgram it lowers); it
+    appends what it planned for each partition to ``records``."""
+    from torch.fx.passes.infra.pass_base import PassBase, PassResult
+
+    from .arm_physical import write_plan
+    from .arm_plan import plan
+
+    class PlanArmLayout(PassBase):
+        """Place every permute of the Arm backend's graph exactly (bytes moved, minimal)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.exported_program = None  # set by the backend's pass manager
+            self.__name__ = type(self).__name__  # how the pass manager names passes
+
+        def call(self, graph_module):
+            ep = self.exported_program
+            user_inputs = set(ep.graph_signature.user_inputs) if ep is not None else {
+                n.name for n in graph_module.graph.nodes if n.op == "placeholder"}
+            solved = plan(graph_module, user_inputs)
+            changed = solved.solution.objective_bytes < solved.transpose_bytes_before
+            record = {"transposes_before": solved.transposes_before,
+                         "transpose_bytes_before": solved.transpose_bytes_before,
+                         "transpose_bytes_after": solved.solution.objective_bytes if changed
+                         else solved.transpose_bytes_before,
+                         "lower_bound_bytes": solved.solution.lower_bound_bytes,
+                         "solver_status": solved.solution.solver_status,
+                         "applied": changed, "seconds": solved.solution.seconds}
+            if records is not None:
+                records.append(record)
+            if changed:
+                write_plan(graph_module, ep, solved)
+            return PassResult(graph_module, changed)
+
+    return PlanArmLayout()
+
+
+@contextmanager
+def arm_layout() -> Iterator[list[dict]]:
+    """Within the block, every Arm backend lowering (Ethos-U, VGF) plans its layouts with
+    layoutopt; the block gets a list of what was planned, one record per delegated partition
+    (``transposes_before``, ``transpose_bytes_before``/``_after``, ``lower_bound_bytes``,
+    ``solver_status``, ``applied``)::
+
+        with layoutopt.executorch.arm_layout() as planned:
+            edge = to_edge_transform_and_lower(program, partitioner=[EthosUPartitioner(spec)])
+    """
+    anchor, register, clear = _pipeline()
+    records: list[dict] = []
+    register(anchor, [make_pass(records)])
+    try:
+        yield records
+    finally:
+        clear()
