@@ -23,13 +23,17 @@ if TYPE_CHECKING:
     from .api import Result
 
 
-def _why(target, family, op: str) -> str:
+def _why(target, family, op: str, problem, name: str) -> str:
     if family in target.channels_last:
         return f"{target.name} runs {family.value} ops with channels-last kernels"
     if family in target.dense_last:
         return f"{target.name} needs the last dim innermost for {family.value} ops"
+    if family is None and name in problem.replayed:
+        return (f"{op} is not in the layout table, but replay shows its output follows its input's "
+                "layout: it is planned as elementwise")
     if family is None:
-        return "the op is not in the layout table, so its operands stay as exported"
+        declined = next((d.reason for d in problem.declined if d.node == name), None)
+        return declined or "the op is not in the layout table, so its operands stay as exported"
     return (f"{op} works in any layout on {target.name}: it follows its neighbours, "
             "which is the cheapest plan")
 
@@ -52,8 +56,8 @@ def explain(result: "Result", name: str) -> str:
     if node.op == "placeholder":
         lines.append(f"  why: user inputs keep the I/O contract ({result.report.io_layout})")
         return "\n".join(lines) + "\n"
-    lines.append(f"  why: {_why(target, family, op)}")
     problem = build_problem(program, target, IOLayout.parse(result.report.io_layout))
+    lines.append(f"  why: {_why(target, family, op, problem, name)}")
     modes = problem.modes.get(name)
     if not modes:
         lines.append("  alternatives: none (the planner does not choose this op's layout)")

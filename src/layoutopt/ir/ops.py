@@ -130,9 +130,26 @@ def edge_clone() -> Any:
     return exir_ops.edge.dim_order_ops._clone_dim_order.default
 
 
-def family(target: Any) -> Family | None:
-    """The family of an op, or None when layoutopt does not know it."""
+def functional(target: Any) -> Any:
+    """The overload whose values an ATen in-place variant computes, or the op itself:
+    ``relu_.default -> relu.default``, ``add_.Tensor -> add.Tensor`` (a packet ``f_`` whose ``f``
+    exists). An in-place variant writes its result into its first operand, so it asks of
+    layouts what its functional op asks. In-place views (``t_``, ``squeeze_``, tagged
+    ``inplace_view``) restride their operand instead of writing it and keep their own identity."""
     op = aten_overload(target)
+    packet = getattr(op, "overloadpacket", None)
+    name = getattr(packet, "__name__", "")
+    if getattr(op, "namespace", None) != "aten" or not name.endswith("_") or name.endswith("__") \
+            or torch.Tag.inplace_view in op.tags:
+        return op
+    pure = getattr(aten, name[:-1], None)
+    return getattr(pure, op._overloadname, op) if pure is not None else op
+
+
+def family(target: Any) -> Family | None:
+    """The family of an op, or None when layoutopt does not know it; an in-place variant has
+    its functional op's family (``hardswish_`` is ``hardswish``)."""
+    op = functional(target)
     packet = getattr(op, "overloadpacket", None)
     if packet is None:
         return None
@@ -199,11 +216,11 @@ def op_name(target: Any) -> str:
 
 
 def activation_arg_names(target: Any) -> tuple[str, ...]:
-    op = aten_overload(target)
+    op = functional(target)
     return ACTIVATION_ARGS.get(getattr(op, "overloadpacket", None), ())
 
 
-_FUSABLE_ACTIVATIONS = _packets("relu", "relu6", "hardtanh", "clamp", "hardsigmoid", "relu_", "hardtanh_")
+_FUSABLE_ACTIVATIONS = _packets("relu", "relu6", "hardtanh", "clamp", "hardsigmoid")
 
 
 def _qdq_name(target: Any) -> str | None:
@@ -226,8 +243,8 @@ def is_dequantize_per_channel(target: Any) -> bool:
 
 
 def is_fusable_activation(target: Any) -> bool:
-    """Activations NHWC backends fuse into the preceding convolution."""
-    return getattr(aten_overload(target), "overloadpacket", None) in _FUSABLE_ACTIVATIONS
+    """Activations NHWC backends fuse into the preceding convolution, in-place or not."""
+    return getattr(functional(target), "overloadpacket", None) in _FUSABLE_ACTIVATIONS
 
 
 _BATCH_NORMS = _packets("batch_norm", "_native_batch_norm_legit_no_training", "_native_batch_norm_legit",
@@ -242,8 +259,8 @@ def is_batch_norm(target: Any) -> bool:
 
 def is_elementwise(target: Any) -> bool:
     """Each output element computed from the elements at its own index of every tensor operand
-    (broadcast dim by dim): pointwise ops and per-tensor quantize/dequantize."""
-    op = aten_overload(target)
+    (broadcast dim by dim): pointwise ops and per-tensor quantize/dequantize, in-place or not."""
+    op = functional(target)
     if is_quantize_per_tensor(op) or is_dequantize_per_tensor(op):
         return True
     if getattr(op, "overloadpacket", None) in _UNTAGGED_ELEMENTWISE:

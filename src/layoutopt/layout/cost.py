@@ -5,7 +5,10 @@ One op is charged
   memory sequence than its input (a view that keeps the sequence is free, a copy that keeps
   it is a plain copy, not a transpose);
 * for every activation operand, and the output, of an op whose target kernel needs a layout
-  (channels-last, or the last dim innermost) it does not get: the conversion it forces.
+  (channels-last, or the last dim innermost) it does not get: the conversion it forces;
+* for every operand of an elementwise-style op (the ``FREE`` family, and an op outside the op
+  table that reads one tensor and writes one of its shape) read in another layout than the
+  output's.
 A graph is further charged for each user input and output whose layout breaks the I/O contract.
 The planner minimises exactly this sum, and the report measures it before and after.
 """
@@ -198,7 +201,7 @@ def op_charges(node_name: str, target_op: Any, args: tuple, kwargs: dict, out: A
                     charges.append(Charge(node_name, "movement", target.bytes_of(o.numel(), o.dtype),
                                           f"{ops.op_name(target_op)} reorders memory"))
         return charges
-    if fam is Family.FREE and outs:
+    if outs and (fam is Family.FREE or fam is None and is_unary_same_shape(args, kwargs, out)):
         charges.extend(_mixed_operand_charges(node_name, target_op, args, kwargs, outs[0], target))
     names = ops.activation_arg_names(target_op)
     if not names:
@@ -236,6 +239,12 @@ def _tensor_operands(args: tuple, kwargs: dict) -> list[torch.Tensor]:
     walk(args)
     walk(kwargs)
     return found
+
+
+def is_unary_same_shape(args: tuple, kwargs: dict, out: Any) -> bool:
+    """A call that reads one tensor and writes one tensor of its shape."""
+    operands = list(dict.fromkeys(_tensor_operands(args, kwargs)))
+    return is_tensor(out) and len(operands) == 1 and tuple(operands[0].shape) == tuple(out.shape)
 
 
 def _mixed_operand_charges(node_name: str, target_op: Any, args: tuple, kwargs: dict,

@@ -13,7 +13,10 @@ size-1 dims (a convolution choosing its memory format, a view computing its own 
 two labels with one ``layout_key`` can behave differently downstream although they hold the
 same bytes in the same order. Costs compare keys only.
 
-Ops outside the op table get a single mode: their operands stay as exported.
+An op outside the op table that reads one tensor and writes one of its shape is planned as
+elementwise when replay shows its output follows its input's layout in every layout the
+planner considers (eager does what the mode says, so nothing is assumed); any other op outside
+the table gets a single mode, its operands as exported, and is declined with the reason.
 """
 from __future__ import annotations
 
@@ -33,7 +36,7 @@ from ..ir.access import fake_value, input_placeholders, is_tensor, static_shape,
 from ..ir.propagate import fake_mode_of, run_fake
 from ..targets import Target
 from .conversion import conversion_call, is_edge
-from .cost import IOLayout, constant_folded, op_charges
+from .cost import IOLayout, constant_folded, is_unary_same_shape, key_of, op_charges
 from .perm import Order, channels_last_order, distinct_layouts, identity_order, layout_key, order_of, strides_for
 
 Value = tuple[str, int]  # (producing node, output index; -1 for a single tensor)
@@ -85,6 +88,7 @@ class Problem:
     outputs: list[tuple[Value, Label]]  # user outputs and the copy that meets the contract
     declined: list[Declined]
     node_order: list[str]
+    replayed: list[str] = field(default_factory=list)  # ops outside the table planned as elementwise
 
 
 def label_of(t: torch.Tensor) -> Label:
@@ -151,6 +155,7 @@ class _Builder:
         self.values: dict[Value, ValueInfo] = {}
         self.modes: dict[str, list[Mode]] = {}
         self.declined: list[Declined] = []
+        self.replayed: list[str] = []
         self.edge = is_edge(ep)
 
     # -- values -------------------------------------------------------------------------
@@ -217,10 +222,14 @@ class _Builder:
         if fam is ops.Family.VIEW and len(operands) == 1:
             self._offer_view_sources(node, operands[0])
         original = tuple(label_of(fake_value(a)) for a in operands)
+        if fam is None and operands:  # an op that reads no plannable tensor loses nothing by being unknown
+            fam, why = self._replayed_family(node, operands)
+            if fam is not None:
+                self.replayed.append(node.name)
+            else:
+                reason = f"op not in the layout table and {why}: operands kept as exported"
+                self.declined.append(Declined(ops.op_name(node.target), node.name, reason))
         if fam is None:
-            if operands:  # an op that reads no plannable tensor loses nothing by being unknown
-                self.declined.append(Declined(ops.op_name(node.target), node.name,
-                                              "op not in the layout table: operands kept as exported"))
             combos = [original]
         else:
             choices = [list(self.values[value_of(a)].reps) for a in operands]
@@ -244,6 +253,23 @@ class _Builder:
                 if best is None or (mode.cost, not mode.original) < (best.cost, not best.original):
                     found[key] = mode
         self.modes[node.name] = list(found.values())
+
+    def _replayed_family(self, node: Node, operands: list[Node]) -> tuple[ops.Family | None, str]:
+        """``Family.FREE`` for an op outside the table whose output follows its input's layout,
+        replayed in each layout the input can take; else None and why it is a barrier."""
+        args, kwargs = _substitute(node, {})
+        if len(operands) != 1 or not is_unary_same_shape(args, kwargs, fake_value(node)):
+            return None, "not a shape-preserving unary op"
+        operand = operands[0]
+        info = self.values[value_of(operand)]
+        for label, rep in list(info.reps.items()):
+            try:
+                out = run_fake(self.mode, node.target, *_substitute(node, {operand: rep}))
+            except Exception:
+                return None, f"it rejects its input with strides {label}"
+            if not is_tensor(out) or key_of(out) != info.key(label):
+                return None, "its output does not follow its input's layout"
+        return ops.Family.FREE, ""
 
     def _offer_view_sources(self, node: Node, operand: Node) -> None:
         """Let a copy lay out a view's source so that the view comes out contiguous or
@@ -315,4 +341,4 @@ def build_problem(ep: ExportedProgram, target: Target, io_layout: IOLayout) -> P
         if copy is None:  # a single-layout tensor: every label meets the contract
             copy = next(iter(info.reps))
         outputs.append((value, copy))
-    return Problem(b.values, b.modes, outputs, b.declined, order)
+    return Problem(b.values, b.modes, outputs, b.declined, order, b.replayed)
