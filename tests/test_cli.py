@@ -1,11 +1,15 @@
 """The command line: exit codes, one-line errors, files never clobbered."""
 import json
 import os
+import tempfile
+import warnings
 
 import pytest
 import torch
 
+from layoutopt import zoo
 from layoutopt.cli import main
+from layoutopt.errors import InputError, InternalError
 from layoutopt.zoo import build
 
 
@@ -112,3 +116,46 @@ def test_zip_that_is_not_an_exported_program(capsys, tmp_path):
         z.writestr("something/else.txt", "hello")
     assert main(["optimize", str(other), "-o", str(tmp_path / "o.pt2")]) == 2
     assert "cannot load" in _error(capsys)
+
+
+@pytest.mark.parametrize("exc", [InternalError("plan failed its own check"), RuntimeError("boom")])
+def test_a_bug_exits_1_with_one_line_and_the_traceback_in_a_file(capsys, monkeypatch, tmp_path, exc):
+    def fail(name):
+        raise exc
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(zoo, "build", fail)
+    assert main(["demo", "--model", "shufflenet_nano"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"layoutopt: internal error ({type(exc).__name__}: {exc}); "
+                                               "this is a layoutopt bug, please report it"), err
+    path = err[0].split("saved to ")[1]
+    assert os.path.dirname(path) == str(tmp_path) and os.path.basename(path).startswith("layoutopt-crash-")
+    saved = open(path).read()
+    assert "command: layoutopt demo --model shufflenet_nano" in saved
+    assert "Traceback (most recent call last)" in saved and "in fail" in saved
+    assert f"{type(exc).__name__}: {exc}" in saved
+
+
+def test_interrupt_exits_130(capsys, monkeypatch):
+    def stop(name):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(zoo, "build", stop)
+    assert main(["demo"]) == 130
+    assert capsys.readouterr().err == "layoutopt: interrupted\n"
+
+
+def test_only_known_library_chatter_is_silenced(monkeypatch):
+    def noisy(name):
+        # torch's own pytree deprecation, raised as deepcopy re-creates a LeafSpec
+        warnings.warn_explicit("`isinstance(treespec, LeafSpec)` is deprecated, use ...", FutureWarning,
+                               "copyreg.py", 105, module="copyreg")
+        warnings.warn("a warning about the user's model", UserWarning)
+        raise InputError("stop here")
+
+    monkeypatch.setattr(zoo, "build", noisy)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert main(["demo"]) == 2
+    assert [str(w.message) for w in seen] == ["a warning about the user's model"]

@@ -169,6 +169,7 @@ def optimize(model: "torch.nn.Module | ExportedProgram", example_inputs: Sequenc
         declined=[{"op": d.op, "node": d.node, "reason": d.reason} for d in problem.declined]
         + [{"op": r.op, "node": r.node, "reason": f"{r.rule}: {r.reason}"} for r in log.rejects],
         rewrites=dict(sorted(log.applied.items())),
+        truncated=[{"cap": t.cap, "node": t.node, "detail": t.detail} for t in problem.truncated],
         conversions_after=[{"node": c.node, "kind": c.kind, "bytes": c.bytes, "detail": c.detail}
                            for c in after.charges],
         layout_mismatches=[] if verification is None else verification.layout_mismatches,

@@ -4,11 +4,28 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
+import time
+import traceback
 import warnings
 
-from .errors import InputError, LayoutoptError
+from .errors import InputError, InternalError, LayoutoptError
 
+EXIT_BUG = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+# Warnings the libraries layoutopt drives raise about themselves, never about the user's model:
+# (category, module the warning is attributed to, start of the message). Every other warning shows.
+_QUIET_WARNINGS = (
+    # torch's pytree deprecates its own LeafSpec; deepcopying an ExportedProgram re-creates them
+    (FutureWarning, r"copyreg$", r"`isinstance\(treespec, LeafSpec\)` is deprecated"),
+    # ExecuTorch (compile): torch.jit, importlib.resources and its own ExperimentalWarning
+    (DeprecationWarning, r"(torch|executorch)(\.|$)", ""),
+    (DeprecationWarning, r"importlib\.resources\._legacy$", r"\w+ is deprecated\. Use files\(\) instead"),
+    # aot_autograd turns anomaly detection on while tracing a backward and means to hide this itself
+    (UserWarning, r"torch\._functorch\.", "Anomaly Detection has been enabled"),
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -149,17 +166,59 @@ def _compile(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    warnings.filterwarnings("ignore")
+def _save_crash(argv: list[str]) -> str | None:
+    """Write the traceback being handled to a new file in the temp dir; its path, or None."""
+    import platform
+
+    from . import __version__
+
+    # torch is not imported here: the crash may be torch failing to import
+    torch_version = getattr(sys.modules.get("torch"), "__version__", "not imported")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
     try:
-        return _run(args)
+        fd, path = tempfile.mkstemp(prefix=f"layoutopt-crash-{stamp}-", suffix=".txt", text=True)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(f"layoutopt {__version__}, torch {torch_version}, python {platform.python_version()}, "
+                    f"{platform.platform()}\n")
+            f.write(f"command: layoutopt {' '.join(argv)}\n\n")
+            f.write(traceback.format_exc())
+    except OSError:
+        return None
+    return path
+
+
+def _report_bug(exc: BaseException, argv: list[str]) -> None:
+    """One line for an error that is layoutopt's fault, not the user's; the details go to a file."""
+    lines = str(exc).strip().splitlines()
+    what = type(exc).__name__ + (f": {lines[0][:200]}" if lines else "")
+    path = _save_crash(argv)
+    if path is None:  # no writable temp dir: the traceback is all there is to report
+        traceback.print_exc()
+    where = "above" if path is None else f"saved to {path}"
+    print(f"layoutopt: internal error ({what}); this is a layoutopt bug, please report it with the "
+          f"traceback {where}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _parser().parse_args(argv)
+    try:
+        with warnings.catch_warnings():
+            for category, module, message in _QUIET_WARNINGS:
+                warnings.filterwarnings("ignore", message, category, module)
+            return _run(args)
+    except InternalError as exc:
+        _report_bug(exc, argv)
+        return EXIT_BUG
     except LayoutoptError as exc:
         print(f"layoutopt: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("layoutopt: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        _report_bug(exc, argv)
+        return EXIT_BUG
 
 
 if __name__ == "__main__":

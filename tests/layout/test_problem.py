@@ -1,131 +1,82 @@
-"""Which ops the planner lays out: in-place variants as their functional ops, ops outside the
-op table as elementwise where replay shows their output follows their input, else barriers."""
+"""The problem builder's caps: every place one cuts layouts or modes off is reported, since the
+solver's bound then holds for the truncated problem only."""
+import pytest
 import torch
 from torch import nn
 
+import layoutopt
 from helpers import check_plan
-from layoutopt.layout.cost import op_charges
-from layoutopt.targets import get_target
-
-aten = torch.ops.aten
-BARRIER = "op not in the layout table and its output does not follow its input's layout: operands kept as exported"
+from layoutopt.zoo import build
 
 
-class SqueezeExcite(nn.Module):
-    def __init__(self, c, r=4):
-        super().__init__()
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc1 = nn.Conv2d(c, c // r, 1)
-        self.relu = nn.ReLU(inplace=True)
-        self.fc2 = nn.Conv2d(c // r, c, 1)
-        self.gate = nn.Hardsigmoid(inplace=True)
-
-    def forward(self, x):
-        return x * self.gate(self.fc2(self.relu(self.fc1(self.pool(x)))))
-
-
-def conv_bn(i, o, k=1, s=1, groups=1, act=True):
-    layers = [nn.Conv2d(i, o, k, s, k // 2, groups=groups, bias=False), nn.BatchNorm2d(o)]
-    return nn.Sequential(*layers, nn.Hardswish(inplace=True)) if act else nn.Sequential(*layers)
-
-
-class MobileNetV3Nano(nn.Module):
-    """torchvision's MobileNetV3 in miniature: in-place Hardswish, ReLU and Hardsigmoid, an
-    inverted residual with squeeze-excite, a pooled linear classifier."""
-
+class SmallCNN(nn.Module):
     def __init__(self):
         super().__init__()
-        self.stem = conv_bn(3, 16, 3, 2)
-        self.expand = conv_bn(16, 32)
-        self.dw = conv_bn(32, 32, 3, groups=32)
-        self.se = SqueezeExcite(32)
-        self.project = conv_bn(32, 16, act=False)
-        self.head = conv_bn(16, 48)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Sequential(nn.Linear(48, 32), nn.Hardswish(inplace=True), nn.Dropout(0.2, inplace=True),
-                                        nn.Linear(32, 10))
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                                  nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.ReLU(), nn.MaxPool2d(2))
+        self.head = nn.Linear(8, 4)
 
     def forward(self, x):
-        x = self.stem(x)
-        x = x + self.project(self.se(self.dw(self.expand(x))))
-        return self.classifier(self.pool(self.head(x)).flatten(1))
+        return self.head(self.body(x).mean((2, 3)))
 
 
-def _targets(program):
-    return {n.target for n in program.graph.nodes if n.op == "call_function"}
+class ConcatOfConvs(nn.Module):
+    """``n`` operands of two labels each: 2**n label combinations for the concat."""
 
-
-def test_inplace_activations_stay_in_the_graph_and_are_planned():
-    model, x = MobileNetV3Nano().eval(), torch.randn(1, 3, 32, 32)
-    assert {aten.hardswish_.default, aten.relu_.default, aten.hardsigmoid_.default} <= _targets(
-        torch.export.export(model, (x,)))
-    # before: each conv, pool and elementwise op between them converts (12); after: the input
-    r = check_plan(model, (x,), before=12, after=1)
-    assert r.report.declined == []
-    assert r.report.conversions_after[0]["bytes"] == 3 * 32 * 32
-
-
-def test_inplace_activations_with_channels_last_io_cost_nothing():
-    r = check_plan(MobileNetV3Nano().eval(), (torch.randn(1, 3, 32, 32),), io_layout="channels_last",
-                   before=13, after=0)
-    assert r.report.declined == []
-
-
-@torch.library.custom_op("layoutopt_test::twice", mutates_args=())
-def twice(x: torch.Tensor) -> torch.Tensor:
-    return x * 2
-
-
-@twice.register_fake
-def _(x):
-    return torch.empty_like(x)  # like eager: the output follows the input's layout
-
-
-class Between(nn.Module):
-    def __init__(self, f):
+    def __init__(self, n):
         super().__init__()
-        self.f = f
-        self.a = nn.Conv2d(3, 8, 3, padding=1)
-        self.b = nn.Conv2d(8, 8, 3, padding=1)
+        self.convs = nn.ModuleList(nn.Conv2d(4, 4, 1) for _ in range(n))
 
     def forward(self, x):
-        return self.b(self.f(self.a(x)))
+        return torch.cat([conv(x) for conv in self.convs], 1)
 
 
-def test_unknown_op_that_follows_its_input_is_planned_like_relu():
-    x = (torch.randn(1, 3, 8, 8),)
-    for f in (twice, torch.relu):
-        r = check_plan(Between(f).eval(), x, before=4, after=2)
-        assert r.report.declined == []
-        r = check_plan(Between(f).eval(), x, io_layout="channels_last", before=6, after=0)
-        assert r.report.declined == []
+class Rank6Shuffle(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.conv2 = nn.Conv2d(4, 8, 1), nn.Conv2d(8, 8, 1)
+
+    def forward(self, x):
+        y = self.conv(x).reshape(1, 2, 4, 2, 2, 4).transpose(1, 2).reshape(1, 8, 4, 4)
+        return self.conv2(y)
 
 
-def test_unknown_op_whose_output_is_contiguous_is_a_barrier():
-    # triu returns contiguous whatever its input: around it, the exported layout stays
-    x = (torch.randn(1, 3, 8, 8),)
-    r = check_plan(Between(torch.triu).eval(), x, before=4, after=4)
-    assert [(d["op"], d["reason"]) for d in r.report.declined] == [("aten.triu.default", BARRIER)]
-    triu = next(n for n in r.program.graph.nodes if n.target == aten.triu.default)
-    assert triu.args[0].meta["val"].is_contiguous()
-    r = check_plan(Between(torch.triu).eval(), x, io_layout="channels_last", before=6, after=2)
-    assert [d["reason"] for d in r.report.declined] == [BARRIER]
+def test_a_small_cnn_is_not_truncated():
+    report = check_plan(SmallCNN(), (torch.randn(1, 3, 8, 8),)).report
+    assert report.truncated == [] and report.to_dict()["truncated"] == []
+    assert "truncated" not in report.render()
 
 
-def test_unknown_unary_op_is_charged_as_elementwise():
-    # read channels-last, written contiguous: the op itself transposes on an NHWC backend
-    target = get_target("ethos-u55")
-    x = torch.randn(1, 4, 5, 5).to(memory_format=torch.channels_last)
-    (charge,) = op_charges("triu", aten.triu.default, (x,), {}, torch.triu(x), target)
-    assert (charge.kind, charge.bytes) == ("forced", 100)
-    assert op_charges("twice", twice._opoverload, (x,), {}, twice(x), target) == []
+def test_a_concat_of_64_label_combinations_is_probed_whole():
+    assert check_plan(ConcatOfConvs(6), (torch.randn(1, 4, 8, 8),)).report.truncated == []
 
 
-def test_explain_says_how_an_unknown_op_was_planned():
-    from layoutopt.explain import explain
+def test_a_concat_past_the_combination_cap_is_reported():
+    report = check_plan(ConcatOfConvs(7), (torch.randn(1, 4, 8, 8),)).report
+    assert report.truncated == [{"cap": "max_combos", "node": "cat",
+                                 "detail": "128 operand label combinations: probed the exported one and 2 alike"}]
+    text = report.render()
+    assert "1 cut(s): bound and gap are relative to it" in text
+    assert "truncated by max_combos at cat: 128 operand label combinations" in text
 
-    x = (torch.randn(1, 3, 8, 8),)
-    r = check_plan(Between(twice).eval(), x, io_layout="channels_last", after=0)
-    assert "replay shows its output follows its input's layout: it is planned as elementwise" in explain(r, "twice")
-    r = check_plan(Between(torch.triu).eval(), x, io_layout="channels_last", after=2)
-    assert f"why: {BARRIER}\n" in explain(r, "triu")
+
+def test_a_rank_6_view_is_reported():
+    # without the rewrites, which would take the rank-6 shuffle out of the graph
+    report = layoutopt.optimize(Rank6Shuffle(), (torch.randn(1, 4, 4, 4),), target="ethos-u55",
+                                rewrites=False).report
+    assert [(t["cap"], t["node"]) for t in report.truncated] == [
+        ("max_permuted_rank", "transpose"), ("max_permuted_rank", "reshape_1")]
+
+
+def test_attention_block_is_cut_at_the_labels_per_value_cap():
+    report = layoutopt.optimize(*build("attention_block"), target="ethos-u55", verify=False).report
+    assert report.truncated and {t["cap"] for t in report.truncated} == {"max_labels_per_value"}
+
+
+def test_a_truncated_report_follows_the_schema():
+    jsonschema = pytest.importorskip("jsonschema", reason="jsonschema (test extra)")
+    from layoutopt.report.report import schema
+
+    d = layoutopt.optimize(ConcatOfConvs(7), (torch.randn(1, 4, 8, 8),), verify=False).report.to_dict()
+    assert d["truncated"] and d["schema_version"] == 2
+    jsonschema.validate(d, schema())

@@ -17,6 +17,10 @@ An op outside the op table that reads one tensor and writes one of its shape is 
 elementwise when replay shows its output follows its input's layout in every layout the
 planner considers (eager does what the mode says, so nothing is assumed); any other op outside
 the table gets a single mode, its operands as exported, and is declined with the reason.
+
+Three caps keep the problem small: operand label combinations probed per op, labels kept per
+value, and the rank up to which a view's source layouts are searched. Each place a cap cuts
+something off is a ``Truncation``: the solver's bound then holds for the truncated problem only.
 """
 from __future__ import annotations
 
@@ -81,6 +85,13 @@ class Declined:
     reason: str
 
 
+@dataclass(frozen=True)
+class Truncation:
+    cap: str  # "max_combos", "max_labels_per_value" or "max_permuted_rank"
+    node: str  # the op whose modes, or the producer of the value whose labels, were cut
+    detail: str
+
+
 @dataclass
 class Problem:
     values: dict[Value, ValueInfo]
@@ -89,6 +100,7 @@ class Problem:
     declined: list[Declined]
     node_order: list[str]
     replayed: list[str] = field(default_factory=list)  # ops outside the table planned as elementwise
+    truncated: list[Truncation] = field(default_factory=list)  # empty: the bound is for the whole problem
 
 
 def label_of(t: torch.Tensor) -> Label:
@@ -156,7 +168,11 @@ class _Builder:
         self.modes: dict[str, list[Mode]] = {}
         self.declined: list[Declined] = []
         self.replayed: list[str] = []
+        self.truncated: dict[tuple[str, str], Truncation] = {}  # the first cut per (cap, node)
         self.edge = is_edge(ep)
+
+    def _truncate(self, cap: str, node: str, detail: str) -> None:
+        self.truncated.setdefault((cap, node), Truncation(cap, node, detail))
 
     # -- values -------------------------------------------------------------------------
     def _convert(self, source: torch.Tensor, order: Order) -> torch.Tensor:
@@ -164,9 +180,11 @@ class _Builder:
 
     def _offer_conversion(self, info: ValueInfo, order: Order) -> None:
         """Make a copy into ``order`` available to the consumers of ``info``."""
-        if not info.reps or len(info.reps) >= _MAX_LABELS_PER_VALUE:
+        if not info.reps or order in info.convertible.values():
             return
-        if order in info.convertible.values():
+        if len(info.reps) >= _MAX_LABELS_PER_VALUE:
+            self._truncate("max_labels_per_value", info.value[0],
+                           f"{len(info.reps)} labels kept: no copy into order {order} offered")
             return
         try:
             rep = self._convert(next(iter(info.reps.values())), order)
@@ -185,11 +203,16 @@ class _Builder:
             info = ValueInfo(value, shape, nbytes)
             self.values[value] = info
         label = label_of(fake)
-        if label not in info.reps and len(info.reps) < _MAX_LABELS_PER_VALUE:
-            info.reps[label] = fake
-            if len(info.reps) == 1 and distinct_layouts(info.shape) > 1:
-                for order in conversion_orders(info.rank):
-                    self._offer_conversion(info, order)
+        if label in info.reps:
+            return label
+        if len(info.reps) >= _MAX_LABELS_PER_VALUE:
+            self._truncate("max_labels_per_value", value[0],
+                           f"{len(info.reps)} labels kept: strides {label} not offered to consumers")
+            return label
+        info.reps[label] = fake
+        if len(info.reps) == 1 and distinct_layouts(info.shape) > 1:
+            for order in conversion_orders(info.rank):
+                self._offer_conversion(info, order)
         return label
 
     def relevant(self, arg: Node) -> bool:
@@ -241,6 +264,8 @@ class _Builder:
             else:  # many operands (a long concat): the exported labels, or all alike
                 width = max(len(c) for c in choices)
                 combos = [original] + [tuple(c[min(i, len(c) - 1)] for c in choices) for i in range(width)]
+                self._truncate("max_combos", node.name, f"{total} operand label combinations: probed the "
+                               f"exported one and {width} alike")
         found: dict[tuple, Mode] = {}
         for combo in dict.fromkeys(combos):
             for op, override in copy_variants(node):
@@ -276,7 +301,11 @@ class _Builder:
         channels-last: this is what makes reshapes and permutes free wherever they can be."""
         info = self.values[value_of(operand)]
         out = fake_value(node)
-        if info.rank > _MAX_PERMUTED_RANK or not is_tensor(out):
+        if not is_tensor(out):
+            return
+        if info.rank > _MAX_PERMUTED_RANK:
+            self._truncate("max_permuted_rank", node.name,
+                           f"source of rank {info.rank}: no source layout searched for a free view")
             return
         wanted = {layout_key(tuple(out.shape), o) for o in conversion_orders(out.dim())}
         source = fake_value(operand)
@@ -341,4 +370,4 @@ def build_problem(ep: ExportedProgram, target: Target, io_layout: IOLayout) -> P
         if copy is None:  # a single-layout tensor: every label meets the contract
             copy = next(iter(info.reps))
         outputs.append((value, copy))
-    return Problem(b.values, b.modes, outputs, b.declined, order, b.replayed)
+    return Problem(b.values, b.modes, outputs, b.declined, order, b.replayed, list(b.truncated.values()))

@@ -14,7 +14,8 @@ Integer program (solved by HiGHS through ``scipy.optimize.milp`` with a zero gap
 Copies exist only for labels a copy can produce. The tie-break (under half a byte in total)
 prefers exported modes and fewer copies among equal plans, so a graph that is already optimal
 comes back unchanged. Every cost is a whole number of bytes, so ``ceil(dual_bound - tie_max)``
-is a proven lower bound on the bytes of any plan the problem can express.
+is a proven lower bound on the bytes of any plan the problem can express; where the builder's
+caps cut the problem short of the graph, ``Problem.truncated`` says so.
 """
 from __future__ import annotations
 

@@ -36,6 +36,8 @@ class Report:
     conversions_after: list[dict[str, Any]] = field(default_factory=list)
     layout_mismatches: list[str] = field(default_factory=list)  # real eager strides differ from meta
     plan_mismatches: list[str] = field(default_factory=list)  # the graph differs from the solved plan
+    # where a cap of the problem builder cut layouts or modes off: the bound is for what is left
+    truncated: list[dict[str, str]] = field(default_factory=list)
     # what the pictures are drawn from; not part of the JSON
     graph_before: GraphView | None = field(default=None, repr=False, compare=False)
     graph_after: GraphView | None = field(default=None, repr=False, compare=False)
@@ -83,6 +85,8 @@ class Report:
             ("max abs diff", "", diff),
             ("rewrites", "", ", ".join(f"{k} x{v}" for k, v in self.rewrites.items()) or "none"),
             ("declined ops", "", str(len(self.declined))),
+            *([("problem truncated", "", f"{len(self.truncated)} cut(s): bound and gap are relative to it")]
+              if self.truncated else []),
             ("seconds", "", f"{self.seconds:.2f}"),
         ]
 
@@ -103,4 +107,8 @@ class Report:
                 console.print(f"declined {d['op']} at {d['node']}: {d['reason']}")
             if len(self.declined) > 20:
                 console.print(f"... and {len(self.declined) - 20} more declined")
+            for t in self.truncated[:20]:
+                console.print(f"truncated by {t['cap']} at {t['node']}: {t['detail']}")
+            if len(self.truncated) > 20:
+                console.print(f"... and {len(self.truncated) - 20} more truncated")
         return cap.get()
