@@ -5,7 +5,9 @@
 
 Per model and flow, stock (``optimize=False``) and layoutopt (``optimize=True``):
   Ethos-U     TOSA TRANSPOSE count, Vela cycles (total, NPU, in Transpose ops), SRAM and flash
-              bytes, delegated partitions, ops left on the CPU
+              bytes, delegated partitions, ops left on the CPU, lowering seconds (quantization
+              excluded), and whether both TOSA files compute the same outputs bit for bit in the
+              TOSA reference model (seeded int8 inputs over the whole range)
   Cortex-M    convolutions/linears lowered to CMSIS-NN kernels, float ones left, cortex_m
               transposes (the .pte needs Cortex-M kernels to run, so they are counted)
   XNNPACK     median run time of the .pte through ExecuTorch's Python runtime, the two programs
@@ -17,6 +19,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -48,16 +51,50 @@ def xnnpack_times(stock, ours, inputs, reps):
     return [statistics.median(t) * 1e3 for t in times]
 
 
-def run(name, flow, reps, root):
+def stock_result(name, flow, model, inputs, root, cache):
+    """The stock flow's result; for Ethos-U from ``cache`` when an earlier run left it there
+    (ExecuTorch is pinned, so its stock lowering of a model does not change)."""
+    out_dir = os.path.join(root, name, flow, "stock")
+    if not cache or not flow.startswith("ethos-u"):
+        return compile_flow(flow, model, inputs, False, out_dir)
+    folder = os.path.join(cache, executorch_version(), name, flow)
+    record = os.path.join(folder, "result.json")
+    if os.path.exists(record):
+        with open(record) as f:
+            result = json.load(f)
+        result["tosa_files"] = [os.path.join(folder, os.path.basename(os.path.dirname(t)) + ".tosa")
+                                for t in result["tosa_files"]]
+        result["cached"] = True
+        return result
+    result = compile_flow(flow, model, inputs, False, out_dir)
+    os.makedirs(folder, exist_ok=True)
+    for t in result["tosa_files"]:
+        shutil.copy(t, os.path.join(folder, os.path.basename(os.path.dirname(t)) + ".tosa"))
+    with open(record, "w") as f:
+        json.dump(result, f, indent=1, default=str)
+    return result
+
+
+def executorch_version() -> str:
+    from importlib.metadata import version
+
+    return f"executorch-{version('executorch')}"
+
+
+def run(name, flow, reps, root, cache=None):
     model, inputs = EXECUTORCH[name]()
-    results = []
-    for optimize in (False, True):
-        out_dir = os.path.join(root, name, flow, "layoutopt" if optimize else "stock")
-        results.append(compile_flow(flow, model, inputs, optimize, out_dir))
-    stock, ours = results
+    stock = stock_result(name, flow, model, inputs, root, cache)
+    ours = compile_flow(flow, model, inputs, True, os.path.join(root, name, flow, "layoutopt"))
     row = {"model": name, "flow": flow, "stock": figures(stock), "layoutopt": figures(ours),
            "rewrites": (ours["layoutopt"] or {}).get("rewrites", {}),
-           "seconds": [round(stock["seconds"], 1), round(ours["seconds"], 1)]}
+           "seconds": [round(stock["seconds"], 1), round(ours["seconds"], 1)], "stock_cached": "cached" in stock}
+    if flow.startswith("ethos-u"):
+        from layoutopt.executorch.reference import compare
+
+        row["reference"] = compare(stock["tosa_files"], ours["tosa_files"])
+        row["layoutopt"]["TOSA reference"] = row["stock"]["TOSA reference"] = (
+            "bit-exact" if row["reference"]["bit_exact"] else f"differs ({row['reference']})")
+        row["arm_layout"] = ours["arm_layout"]
     if flow == "xnnpack":
         expected = model(*inputs)
         expected = expected[0] if isinstance(expected, (tuple, list)) else expected
@@ -73,6 +110,8 @@ def cell(row, key):
     a, b = row["stock"].get(key), row["layoutopt"].get(key)
     if a is None:
         return "-"
+    if isinstance(a, str):
+        return b
     if isinstance(a, float):
         return f"{a:.3g} -> {b:.3g}"
     return f"{a:,} -> {b:,}"
@@ -80,7 +119,7 @@ def cell(row, key):
 
 COLUMNS = {
     "ethos-u": ["TOSA TRANSPOSE", "Vela cycles total", "Vela NPU cycles", "Vela Transpose cycles", "SRAM bytes",
-                "flash bytes", "CPU ops"],
+                "flash bytes", "CPU ops", "lowering seconds", "TOSA reference"],
     "cortex-m": ["CMSIS-NN conv/linear kernels", "float conv/linear left", "cortex_m transposes"],
     "xnnpack": ["median ms", "delegated partitions", "CPU ops", "max abs diff to eager"],
 }
@@ -130,6 +169,7 @@ def main(argv=None):
     p.add_argument("--reps", type=int, default=15)
     p.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "out", "backends.json"))
     p.add_argument("--keep", help="folder for the .pte files and Vela's output (default: a temporary one)")
+    p.add_argument("--stock-cache", metavar="DIR", help="reuse (or store) the stock Ethos-U rows and TOSA files in DIR")
     p.add_argument("--markdown", metavar="JSON", help="print the tables of an earlier run's JSON as markdown")
     args = p.parse_args(argv)
     if args.markdown:
@@ -145,7 +185,7 @@ def main(argv=None):
             for flow in args.flows.split(","):
                 start = time.perf_counter()
                 try:
-                    row = run(name, flow, args.reps, root)
+                    row = run(name, flow, args.reps, root, args.stock_cache)
                 except LayoutoptError as exc:
                     row = {"model": name, "flow": flow, "error": str(exc)}
                 print(f"{name} / {flow}: {time.perf_counter() - start:.0f} s"

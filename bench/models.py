@@ -13,6 +13,8 @@ from layoutopt.zoo import MODELS as ZOO
 from layoutopt.zoo import build as build_zoo
 from layoutopt.zoo.public import HF_SMALL, hf
 
+from full_size import FULL
+
 HF: dict[str, Callable] = {
     "hf_resnet50": hf("ResNetConfig", "ResNetModel", (1, 3, 224, 224)),
     "hf_mobilenet_v2": hf("MobileNetV2Config", "MobileNetV2Model", (1, 3, 224, 224)),
@@ -47,8 +49,8 @@ EXECUTORCH: dict[str, Callable] = {
 
 
 # Stock lowerings that did not finish within 10 minutes per flow on 2 cores (Ethos-U55 and
-# Cortex-M): run them with --models when there is time.
-SLOW = {"hf_mobilevit_small"}
+# Cortex-M), and the full-size models: run them with --models when there is time.
+SLOW = {"hf_mobilevit_small", *FULL}
 
 
 def zoo_entry(name: str) -> Callable:
@@ -56,3 +58,7 @@ def zoo_entry(name: str) -> Callable:
 
 
 ALL: dict[str, Callable] = {**{k: zoo_entry(k) for k in ZOO}, **HF}
+
+# Full size at the usual resolution, for the ExecuTorch bench's --models (each stock lowering
+# of a ConvNeXt or ViT takes minutes to tens of minutes on 2 cores).
+EXECUTORCH.update(FULL)

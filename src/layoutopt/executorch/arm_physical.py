@@ -96,6 +96,8 @@ class _Writer:
             return
         if kind in (ops.ArmKind.ELEMENTWISE, ops.ArmKind.LAST_AXIS, ops.ArmKind.AXES):
             # operands exactly as permuted as the output, size-1 dims included, to broadcast alike
+            out = self.plan.run_order(node)
+            self.produced[node] = out
             needs = {a: out if len(self._shape(a)) == rank else o for a, o in needs.items()}
         for arg, order in needs.items():
             node.replace_input_with(arg, self.get(arg, order))

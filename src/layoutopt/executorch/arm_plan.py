@@ -46,6 +46,7 @@ class ArmPlan:
     kinds: dict[Node, ops.ArmKind]
     values: dict[Node, ValueInfo]
     constants: set[str]
+    run_orders: dict[tuple[str, Mode], Order]
     transposes_before: int
     transpose_bytes_before: int
 
@@ -57,6 +58,11 @@ class ArmPlan:
         for _, label in self.solution.chosen[node.name].gives:
             return self.order_of(node, label)
         return identity_order(len(self.values[node].shape))
+
+    def run_order(self, node: Node) -> Order:
+        """The order an elementwise or axis op runs in: its operands and output exactly
+        permuted by it, size-1 dims included."""
+        return self.run_orders.get((node.name, self.solution.chosen[node.name]), self.output_order(node))
 
     def operand_orders(self, node: Node) -> dict[Node, Order]:
         """The order the plan reads each planned operand of ``node`` in."""
@@ -84,6 +90,7 @@ class _Builder:
         self.kinds: dict[Node, ops.ArmKind] = {}
         self.orders: dict[Node, list[Order]] = {}
         self.constants: set[str] = set()
+        self.run_order: dict[tuple[str, Mode], Order] = {}  # the order an elementwise mode runs in
         for node in gm.graph.nodes:
             val = fake_value(node)
             if not is_tensor(val) or node.op not in ("placeholder", "call_function"):
@@ -196,7 +203,13 @@ class _Builder:
                                     original=order == identity_order(len(shape))))
             # the op run as it stands (a permute that moves bytes, a reshape of a planned input)
             return out + [anchor]
-        for order in self.orders[node]:
+        # the orders the op may run in: its own and its same-rank operands' (a keepdim
+        # reduction's output may have fewer distinct layouts than its input)
+        run_orders = dict.fromkeys(self.orders[node])
+        for a in operands:
+            if len(self.values[a].shape) == rank:
+                run_orders.update(dict.fromkeys(self.orders[a]))
+        for order in run_orders:
             if kind is ops.ArmKind.LAST_AXIS and order[-1] != rank - 1:
                 continue
             if any(len(self.values[a].shape) != rank for a in operands) and order != identity_order(rank):
@@ -204,8 +217,13 @@ class _Builder:
             needs = [(self.values[a].value, self._label_of(a, order)) for a in operands]
             if any(label is None for _, label in needs):
                 continue
-            out.append(Mode(tuple(needs), ((-1, self._label_of(node, order)),), 0,
-                            original=order == identity_order(rank)))
+            gives = self._label_of(node, order)
+            if gives is None:
+                continue
+            mode = Mode(tuple(needs), ((-1, gives),), 0, original=order == identity_order(rank))
+            if (node.name, mode) not in self.run_order:
+                self.run_order[(node.name, mode)] = order
+                out.append(mode)
         return out
 
 
@@ -250,7 +268,7 @@ def plan(gm: GraphModule, user_inputs: set[str], element_bytes=None, time_limit:
             outputs.append((info.value, _label(info.shape, identity_order(len(info.shape)))))
     problem = Problem({info.value: info for info in b.values.values()}, modes, outputs, [], order)
     count, nbytes = _stock_transposes(gm, b.values)
-    return ArmPlan(problem, solve(problem, time_limit), b.kinds, b.values, b.constants, count, nbytes)
+    return ArmPlan(problem, solve(problem, time_limit), b.kinds, b.values, b.constants, b.run_order, count, nbytes)
 
 
 __all__ = ["ArmPlan", "MAX_ORDERS", "plan", "Value"]

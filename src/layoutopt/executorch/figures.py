@@ -23,6 +23,7 @@ ROWS: dict[str, list[Row]] = {
         ("flash bytes", lambda r: r["vela"]["off_chip_flash_total_bytes"] + r["vela"]["on_chip_flash_total_bytes"]),
         ("delegated partitions", lambda r: r["partitions"]),
         ("CPU ops", lambda r: _ops(r["cpu_ops"])),
+        ("lowering seconds", lambda r: round(r["lower_seconds"], 1)),
     ],
     "xnnpack": [
         ("delegated partitions", lambda r: r["partitions"]),

@@ -1,0 +1,143 @@
+"""layoutopt's layout pass inside ExecuTorch's Arm pipeline, measured by what the backend
+emits: the TOSA op histogram of each pattern with and without the pass, both TOSA files run in
+the TOSA reference model (bit-exact: only data moves), the registry cleared after errors, and
+the pass idempotent. Small models on Ethos-U85, so each lowering takes seconds."""
+import pytest
+import torch
+from torch import nn
+
+pytest.importorskip("executorch", reason="the ExecuTorch flows need the executorch extra "
+                                         "(pip install 'layoutopt[executorch]')")
+
+from layoutopt.executorch import arm_hook, compile_ethos_u  # noqa: E402
+from layoutopt.executorch.arm_hook import ArmHookError, arm_layout, make_pass  # noqa: E402
+from layoutopt.executorch.reference import compare  # noqa: E402
+from layoutopt.zoo.models import AttentionBlock, ConvNeXtBlock, ShuffleUnit, Wav2LetterNano  # noqa: E402
+
+TARGET = "ethos-u85-256"
+
+
+class Stem(nn.Module):
+    """A convolution in front, so the block under test reads a planned tensor."""
+
+    def __init__(self, block, cin=3, dim=16):
+        super().__init__()
+        self.stem = nn.Conv2d(cin, dim, 3, padding=1)
+        self.block = block
+
+    def forward(self, x):
+        return self.block(self.stem(x))
+
+
+class SqueezeExcite(nn.Module):
+    def __init__(self, dim=16):
+        super().__init__()
+        self.conv = nn.Conv2d(dim, dim, 3, padding=1)
+        self.fc1 = nn.Conv2d(dim, dim // 4, 1)
+        self.fc2 = nn.Conv2d(dim // 4, dim, 1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        gate = torch.sigmoid(self.fc2(torch.relu(self.fc1(y.mean((2, 3), keepdim=True)))))
+        return x + y * gate
+
+
+def lower_both(model, inputs, tmp_path):
+    """The stock lowering and the same lowering with the pass, and what the pass planned."""
+    torch.manual_seed(0)
+    model = model.eval()
+    stock = compile_ethos_u(model, inputs, target=TARGET, optimize=False, out_dir=tmp_path / "stock")
+    with arm_layout() as planned:
+        ours = compile_ethos_u(model, inputs, target=TARGET, optimize=False, out_dir=tmp_path / "pass")
+    check = compare(stock["tosa_files"], ours["tosa_files"])
+    assert check["bit_exact"], check
+    return stock["tosa_ops"], ours["tosa_ops"], planned
+
+
+def compute_ops(histogram):
+    """The histogram without the layout ops and constants the pass is free to change."""
+    return {op: n for op, n in histogram.items() if op not in ("TRANSPOSE", "RESHAPE") and not op.startswith("CONST")}
+
+
+def test_convnext_block_keeps_its_residual_stream_channels_last(tmp_path):
+    torch.manual_seed(0)
+    stock, ours, planned = lower_both(Stem(ConvNeXtBlock(16)), (torch.randn(1, 3, 16, 16),), tmp_path)
+    # stock: the residual stream stays NCHW, two transposes around the block besides the
+    # model's input and output; planned: only the input's and the output's
+    assert stock["TRANSPOSE"] == 4 and ours["TRANSPOSE"] == 2
+    assert compute_ops(ours) == compute_ops(stock)
+    (record,) = planned
+    assert record["applied"] and record["solver_status"] == "optimal"
+    assert record["transpose_bytes_after"] == record["lower_bound_bytes"] < record["transpose_bytes_before"]
+
+
+def test_squeeze_excite_block_is_planned_without_extra_transposes(tmp_path):
+    torch.manual_seed(0)
+    stock, ours, _ = lower_both(Stem(SqueezeExcite(16)), (torch.randn(1, 3, 16, 16),), tmp_path)
+    assert ours.get("TRANSPOSE", 0) <= stock.get("TRANSPOSE", 0)
+    assert ours["TRANSPOSE"] == 2
+    assert compute_ops(ours) == compute_ops(stock)
+
+
+def test_shuffle_unit_needs_fewer_transposes(tmp_path):
+    torch.manual_seed(0)
+    stock, ours, _ = lower_both(Stem(nn.Sequential(ShuffleUnit(16), ShuffleUnit(16))), (torch.randn(1, 3, 16, 16),),
+                                tmp_path)
+    assert (stock["TRANSPOSE"], ours["TRANSPOSE"]) == (5, 3)
+    assert compute_ops(ours) == compute_ops(stock)
+
+
+def test_attention_block_moves_fewer_bytes_with_as_many_transposes(tmp_path):
+    torch.manual_seed(0)
+    stock, ours, planned = lower_both(AttentionBlock(32, 4), (torch.randn(1, 8, 32),), tmp_path)
+    # the head split and merge and the k-transpose stay; one of them moves a smaller tensor
+    assert ours["TRANSPOSE"] == stock["TRANSPOSE"] == 3
+    assert compute_ops(ours) == compute_ops(stock)
+    (record,) = planned
+    assert (record["transpose_bytes_before"], record["transpose_bytes_after"]) == (1280, 1024)
+
+
+def test_conv1d_stack(tmp_path):
+    torch.manual_seed(0)
+    stock, ours, _ = lower_both(Wav2LetterNano(), (torch.randn(1, 16, 32),), tmp_path)
+    assert ours["TRANSPOSE"] == stock["TRANSPOSE"] == 2
+    assert compute_ops(ours) == compute_ops(stock)
+
+
+def test_the_pass_is_idempotent(tmp_path, monkeypatch):
+    """A second run of the pass on its own result finds nothing to change."""
+    from executorch.backends.arm._passes import arm_pass_manager as manager
+
+    records = []
+    manager.register_pass_insertions_before(manager.PropagateViewCopyPermuteDownPass,
+                                            [make_pass(records), make_pass(records)])
+    try:
+        torch.manual_seed(0)
+        compile_ethos_u(Stem(ConvNeXtBlock(16)).eval(), (torch.randn(1, 3, 16, 16),), target=TARGET,
+                        optimize=False, out_dir=tmp_path)
+    finally:
+        manager.clear_registered_pass_insertions()
+    first, second = records
+    assert first["applied"] and not second["applied"]
+    assert second["transpose_bytes_before"] == first["transpose_bytes_after"]
+
+
+def test_registry_is_cleared_after_an_exception():
+    from executorch.backends.arm._passes import arm_pass_manager as manager
+
+    with pytest.raises(RuntimeError, match="boom"):
+        with arm_layout():
+            assert manager._registered_pass_insertions
+            raise RuntimeError("boom")
+    assert not manager._registered_pass_insertions
+
+
+def test_an_executorch_without_the_hook_is_one_line(monkeypatch):
+    from executorch.backends.arm._passes import arm_pass_manager as manager
+
+    monkeypatch.delattr(manager, "PropagateViewCopyPermuteDownPass")
+    with pytest.raises(ArmHookError, match="no pass-insertion hook before PropagateViewCopyPermuteDownPass") as info:
+        with arm_layout():
+            pass
+    assert "\n" not in str(info.value)
+    assert arm_hook is not None
