@@ -89,11 +89,10 @@ def run(name, flow, reps, root, cache=None):
            "rewrites": (ours["layoutopt"] or {}).get("rewrites", {}),
            "seconds": [round(stock["seconds"], 1), round(ours["seconds"], 1)], "stock_cached": "cached" in stock}
     if flow.startswith("ethos-u"):
-        from layoutopt.executorch.reference import compare
+        from layoutopt.executorch.reference import compare, verdict
 
         row["reference"] = compare(stock["tosa_files"], ours["tosa_files"])
-        row["layoutopt"]["TOSA reference"] = row["stock"]["TOSA reference"] = (
-            "bit-exact" if row["reference"]["bit_exact"] else f"differs ({row['reference']})")
+        row["layoutopt"]["TOSA reference"] = row["stock"]["TOSA reference"] = verdict(row["reference"])
         row["arm_layout"] = ours["arm_layout"]
     if flow == "xnnpack":
         expected = model(*inputs)

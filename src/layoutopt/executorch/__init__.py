@@ -8,9 +8,10 @@ manager) -> ``to_executorch``. With ``optimize=False`` that flow is untouched; w
 backend's quantizer then annotates the ops layoutopt chose:
 
 * Ethos-U: the Arm backend lays tensors out itself from the ops it sees (dim orders inside
-  the program do not reach its decisions), so only op-form rewrites run, no layout plan. The
-  conv1d rules are left out: the backend converts conv1d itself, and Vela measures its form
-  cheaper on the transposes it needs at the model's edges.
+  the program do not reach its decisions), so op-form rewrites run before quantization and
+  the layout is planned inside the backend's pipeline (``arm_layout``). The conv1d rules are
+  left out: the backend converts conv1d itself, and Vela measures its form cheaper on the
+  transposes it needs at the model's edges.
 * Cortex-M: the backend lowers a convolution to a CMSIS-NN kernel only when its input is
   channels-last in memory, so the full layout plan runs (and the rewrites).
 * XNNPACK: like the Arm backend, its partitioner lays out delegated tensors itself (a planned
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import InputError
+from .arm_hook import ArmHookError, arm_layout
 from .stages import CompileError, require_executorch
 
 #: rules each flow leaves out, and why (see the module docstring)
@@ -146,4 +148,4 @@ def compile_flow(flow: str, model, example_inputs, optimize: bool, out_dir: "str
                      "cortex-m or xnnpack")
 
 
-__all__ = ["CompileError", "FLOWS", "compile_cortex_m", "compile_ethos_u", "compile_flow", "compile_xnnpack"]
+__all__ = ["ArmHookError", "CompileError", "FLOWS", "arm_layout", "compile_cortex_m", "compile_ethos_u", "compile_flow", "compile_xnnpack"]

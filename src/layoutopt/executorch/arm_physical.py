@@ -123,7 +123,8 @@ class _Writer:
     def _permute(self, node: Node, src: Node, have: Order, out: Order) -> None:
         """``y = x.permute(p)`` with ``x`` laid out in ``have`` and ``y`` wanted in ``out``:
         ``y.permute(out) == x.permute(have).permute(q)`` for ``q = have^-1 . p . out``."""
-        q = Perm(have).inverse().then(Perm(tuple(node.args[1])).then(Perm(out)))
+        dims = tuple(node.args[1])
+        q = Perm(have).inverse().then(Perm(tuple(d % len(dims) for d in dims)).then(Perm(out)))
         base = self.get(src, have)
         shape = tuple(fake_value(base).shape)
         if layout_key(q.apply(shape), order_after_permute(identity_order(len(q.dims)), q)) == \

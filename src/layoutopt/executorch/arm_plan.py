@@ -104,6 +104,10 @@ class _Builder:
             self.orders[node] = [identity_order(len(shape))]
             if node.op == "call_function":
                 self.kinds[node] = ops.arm_kind(node)
+        for node, kind in self.kinds.items():
+            # a view of a constant is folded by the backend: it stays as it is
+            if kind in (ops.ArmKind.PERMUTE, ops.ArmKind.RESHAPE) and not _tensor_operands(node, self.values):
+                self.kinds[node] = ops.ArmKind.ANCHOR
         for node in gm.graph.nodes:  # a tuple-valued op reads its operands as they stand
             if node.op == "call_function" and node not in self.kinds and node.all_input_nodes:
                 self.kinds[node] = ops.ArmKind.ANCHOR
@@ -129,7 +133,7 @@ class _Builder:
             (src,) = _tensor_operands(node, self.values) or (None,)
             if src is None:
                 return []
-            perm = Perm(tuple(node.args[1]))
+            perm = _perm_of(node)
             return [(src, node, lambda o, p=perm: order_after_permute(o, p)),
                     (node, src, lambda o, p=perm: order_before_permute(o, p))]
         if kind is ops.ArmKind.RESHAPE:
@@ -182,7 +186,7 @@ class _Builder:
             return self._label_of(a, identity_order(len(self.values[a].shape)))
 
         gives_identity = () if info is None else ((-1, identity(node)),)
-        moves = kind is ops.ArmKind.PERMUTE and not _renames(self.values[operands[0]].shape, node.args[1])
+        moves = kind is ops.ArmKind.PERMUTE and not _renames(self.values[operands[0]].shape, _perm_of(node).dims)
         anchor = Mode(tuple((self.values[a].value, identity(a)) for a in operands), gives_identity,
                       info.nbytes if moves else 0, original=True)
         if kind is ops.ArmKind.ANCHOR or info is None:
@@ -194,7 +198,7 @@ class _Builder:
             shape = self.values[src].shape
             for order in self.orders[src]:
                 if kind is ops.ArmKind.PERMUTE:
-                    gives = order_after_permute(order, Perm(tuple(node.args[1])))
+                    gives = order_after_permute(order, _perm_of(node))
                 else:
                     gives = reshape_order(shape, order, info.shape)
                 label = self._label_of(node, gives)
@@ -227,6 +231,12 @@ class _Builder:
         return out
 
 
+def _perm_of(node: Node) -> Perm:
+    """The permutation a ``permute_copy`` node applies (negative dims normalised)."""
+    dims = tuple(node.args[1])
+    return Perm(tuple(d % len(dims) for d in dims))
+
+
 def _renames(shape: tuple[int, ...], dims) -> bool:
     """Whether ``x.permute(dims)`` of a contiguous ``x`` keeps its memory sequence."""
     out = order_after_permute(identity_order(len(shape)), Perm(tuple(dims)))
@@ -240,7 +250,7 @@ def _stock_transposes(gm: GraphModule, values: dict[Node, ValueInfo]) -> tuple[i
     for node in gm.graph.nodes:
         if node.op == "call_function" and ops.packet_of(node) is ops.aten.permute and node in values:
             src = node.all_input_nodes[0]
-            if not _renames(tuple(fake_value(src).shape), node.args[1]):
+            if not _renames(tuple(fake_value(src).shape), _perm_of(node).dims):
                 count += 1
                 nbytes += values[node].nbytes
     return count, nbytes

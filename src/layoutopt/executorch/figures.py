@@ -11,6 +11,17 @@ def _ops(counts: dict) -> int:
     return sum(counts.values())
 
 
+def _planned(records: list[dict] | None) -> str:
+    """Bytes the Arm-stage layout pass moves in transposes over all partitions, before -> after
+    (its solver's lower bound), or "-" when it did not run."""
+    if not records:
+        return "-"
+    before = sum(r["transpose_bytes_before"] for r in records)
+    after = sum(r["transpose_bytes_after"] for r in records)
+    bound = sum(r["lower_bound_bytes"] for r in records)
+    return f"{before:,} -> {after:,} ({bound:,})"
+
+
 ROWS: dict[str, list[Row]] = {
     "ethos-u": [
         ("TOSA TRANSPOSE", lambda r: r["tosa_ops"].get("TRANSPOSE", 0)),
@@ -24,6 +35,7 @@ ROWS: dict[str, list[Row]] = {
         ("delegated partitions", lambda r: r["partitions"]),
         ("CPU ops", lambda r: _ops(r["cpu_ops"])),
         ("lowering seconds", lambda r: round(r["lower_seconds"], 1)),
+        ("planned transpose bytes (bound)", lambda r: _planned(r.get("arm_layout"))),
     ],
     "xnnpack": [
         ("delegated partitions", lambda r: r["partitions"]),

@@ -50,12 +50,14 @@ def run(path: "str | Path", inputs: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def compare(stock: "list[str | Path]", optimized: "list[str | Path]", seeds: int = 2) -> dict:
-    """Run each pair of partitions on the same seeded inputs: ``bit_exact`` and the largest
-    difference over every output element (in the outputs' integer units)."""
+    """Run each pair of partitions on the same seeded inputs: ``bit_exact``, the largest
+    difference over every output element (in the outputs' integer units, i.e. quantization
+    steps) and the fraction of elements that are equal."""
     if len(stock) != len(optimized):
         return {"bit_exact": False, "max_abs_diff": None,
                 "reason": f"{len(stock)} partitions in the stock lowering, {len(optimized)} in layoutopt's"}
     worst = 0.0
+    equal = total = 0
     for a, b in zip(stock, optimized):
         if graph_inputs(a) != graph_inputs(b):
             return {"bit_exact": False, "max_abs_diff": None, "reason": f"inputs of {b} differ from {a}"}
@@ -64,5 +66,17 @@ def compare(stock: "list[str | Path]", optimized: "list[str | Path]", seeds: int
             for x, y in zip(run(a, inputs), run(b, inputs)):
                 if x.shape != y.shape:
                     return {"bit_exact": False, "max_abs_diff": None, "reason": f"output shapes of {b} differ"}
-                worst = max(worst, float(np.max(np.abs(x.astype(np.float64) - y.astype(np.float64)), initial=0.0)))
-    return {"bit_exact": worst == 0.0, "max_abs_diff": worst}
+                diff = np.abs(x.astype(np.float64) - y.astype(np.float64))
+                worst = max(worst, float(np.max(diff, initial=0.0)))
+                equal += int(np.count_nonzero(diff == 0))
+                total += diff.size
+    return {"bit_exact": worst == 0.0, "max_abs_diff": worst, "equal_fraction": equal / total if total else 1.0}
+
+
+def verdict(check: dict) -> str:
+    """``bit-exact``, ``within 1 step (99.2 % equal)`` or what differs, for tables."""
+    if check.get("bit_exact"):
+        return "bit-exact"
+    if check.get("max_abs_diff") is None:
+        return f"not comparable: {check.get('reason')}"
+    return f"within {check['max_abs_diff']:g} step ({100 * check['equal_fraction']:.1f} % equal)"

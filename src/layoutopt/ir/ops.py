@@ -320,7 +320,7 @@ def arm_kind(node: Any) -> ArmKind:
         return ArmKind.RESHAPE
     if packet in _KEEPDIM_REDUCTIONS:
         keepdim = node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False)
-        return ArmKind.AXES if keepdim else ArmKind.ANCHOR
+        return ArmKind.AXES if keepdim and axis_arg(node)[1] is not None else ArmKind.ANCHOR
     if packet in (aten.cat, aten.slice):
         return ArmKind.AXES
     if is_elementwise(node.target):
@@ -333,5 +333,4 @@ def axis_arg(node: Any) -> tuple[int, Any]:
     index = _AXIS_ARG[packet_of(node)]
     if index < len(node.args):
         return index, node.args[index]
-    name = "dim"
-    return index, node.kwargs.get(name, 0)
+    return index, node.kwargs.get("dim", None if packet_of(node) in _KEEPDIM_REDUCTIONS else 0)

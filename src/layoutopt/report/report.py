@@ -111,4 +111,8 @@ class Report:
                 console.print(f"truncated by {t['cap']} at {t['node']}: {t['detail']}")
             if len(self.truncated) > 20:
                 console.print(f"... and {len(self.truncated) - 20} more truncated")
+            if self.target.startswith("ethos-u"):
+                console.print("note: these are the ATen program's transposes; ExecuTorch's Arm backend lays out "
+                              "tensors again, so the NPU runs other ones. `layoutopt compile --backend ethos-u` "
+                              "plans them there and reports TOSA TRANSPOSE ops and Vela cycles.")
         return cap.get()
