@@ -17,7 +17,7 @@ them back:
   scales keeps the last dim innermost; keepdim reductions, cat and slice remap their axes;
 * a permute is free when it only renames its input's memory sequence, and so is a reshape.
 
-The op table is ``ir.ops.arm_kind``; ``physical.py`` writes the plan back into the graph.
+The op table is ``ir.ops.arm_kind``; ``arm_physical`` writes the plan back into the graph.
 """
 from __future__ import annotations
 
@@ -30,10 +30,10 @@ from ..ir import ops
 from ..ir.access import fake_value, is_tensor
 from ..layout.perm import (Order, Perm, identity_order, layout_key, order_after_permute, order_before_permute,
                            reshape_order, strides_for)
-from ..layout.problem import Label, Mode, Problem, Value, ValueInfo
+from ..layout.problem import Label, Mode, Problem, ValueInfo
 from ..layout.solve import Solution, solve
 
-#: orders a value may take, beyond the identity (keeps the problem small on long chains)
+#: dim orders a value may take, the identity included (keeps the problem small on long chains)
 MAX_ORDERS = 6
 
 
@@ -281,4 +281,4 @@ def plan(gm: GraphModule, user_inputs: set[str], element_bytes=None, time_limit:
     return ArmPlan(problem, solve(problem, time_limit), b.kinds, b.values, b.constants, b.run_order, count, nbytes)
 
 
-__all__ = ["ArmPlan", "MAX_ORDERS", "plan", "Value"]
+__all__ = ["ArmPlan", "MAX_ORDERS", "plan"]
