@@ -157,3 +157,34 @@ def test_an_executorch_without_the_hook_is_one_line(monkeypatch):
             pass
     assert "\n" not in str(info.value)
     assert arm_hook is not None
+
+
+class PaddedConvs(nn.Module):
+    """Explicit asymmetric padding between convolutions (TensorFlow's "same" padding, as Hugging
+    Face MobileNetV2 writes it)."""
+
+    def __init__(self, dim=16):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, dim, 3, 2)
+        self.conv2 = nn.Conv2d(dim, dim, 3, 2, groups=dim)
+
+    def forward(self, x):
+        y = self.conv1(nn.functional.pad(x, (0, 1, 0, 1)))
+        return self.conv2(nn.functional.pad(torch.relu(y), (0, 1, 0, 1)))
+
+
+def test_padding_between_convolutions_is_planned_channels_last(tmp_path):
+    torch.manual_seed(0)
+    stock, ours, planned, *_ = lower_both(PaddedConvs(), (torch.randn(1, 3, 16, 16),), tmp_path)
+    assert ours["TRANSPOSE"] == 2 and ours["TRANSPOSE"] <= stock["TRANSPOSE"]
+    assert compute_ops(ours) == compute_ops(stock)
+    (record,) = planned
+    assert record["unknown_ops"] == [] and record["greedy_propagation"] == "skipped"
+
+
+def test_pad_lists_follow_the_permuted_dims():
+    from layoutopt.executorch.arm_physical import _permuted_pad
+
+    # NCHW pads of W (1, 2) and H (3, 4), the tensor stored NHWC: C, then W, then H from the back
+    assert _permuted_pad([1, 2, 3, 4], (0, 2, 3, 1)) == [0, 0, 1, 2, 3, 4]
+    assert _permuted_pad([1, 2], (0, 1, 2, 3)) == [1, 2]

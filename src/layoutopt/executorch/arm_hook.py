@@ -4,8 +4,9 @@ The pass runs where the backend's own layout decisions are made and not yet gree
 after it has wrapped every convolution, pooling and matmul in local permutes, just before
 ``PropagateViewCopyPermuteDownPass``. It solves the placement of every permute exactly
 (``arm_plan``) and writes it back (``arm_physical``). The backend's greedy propagation
-(``PropagateViewCopyPermuteDownPass`` / ``UpPass``) is skipped while the pass is active: it
-has nothing left to find, re-traces the whole graph for every permute it moves (most of the
+(``PropagateViewCopyPermuteDownPass`` / ``UpPass``) is skipped on every graph whose ops the
+pass's table knows (elsewhere it may still move permutes across the ops left as they stand):
+there it has nothing left to find, re-traces the whole graph for every permute it moves (most of the
 lowering time of transformers), and moves planned permutes onto larger tensors (an attention
 block's head split lifted above the q/k/v slice: 2,048 -> 3,584 bytes transposed, 43,350 ->
 65,584 U85 cycles). The rest of the pipeline (the U55 permute split, the canonicalisation of
@@ -43,13 +44,16 @@ def _pipeline():
 
 
 @contextmanager
-def _skipped(passes) -> Iterator[None]:
-    """The given pass classes leave every graph as it is within the block."""
+def _skipped(passes, when: list[bool]) -> Iterator[None]:
+    """Within the block the given pass classes leave a graph as it is while ``when[0]``."""
     from torch.fx.passes.infra.pass_base import PassResult
 
     originals = {p: p.__dict__.get("call") for p in passes}
     for p in passes:
-        p.call = lambda self, graph_module: PassResult(graph_module, False)
+        def call(self, graph_module, run=p.call):
+            return PassResult(graph_module, False) if when[0] else run(self, graph_module)
+
+        p.call = call
     try:
         yield
     finally:
@@ -60,9 +64,11 @@ def _skipped(passes) -> Iterator[None]:
                 p.call = call
 
 
-def make_pass(records: list[dict] | None = None):
+def make_pass(records: list[dict] | None = None, skip_greedy: list[bool] | None = None):
     """A fresh instance of the pass (the backend gives it the ExportedProgram it lowers); it
-    appends what it planned for each partition to ``records``."""
+    appends what it planned for each partition to ``records`` and sets ``skip_greedy[0]`` when
+    the backend's greedy propagation has nothing left to do on the graph it planned."""
+    skip_greedy = skip_greedy if skip_greedy is not None else [False]
     from torch.fx.passes.infra.pass_base import PassBase, PassResult
 
     from .arm_physical import write_plan
@@ -81,6 +87,9 @@ def make_pass(records: list[dict] | None = None):
             user_inputs = set(ep.graph_signature.user_inputs) if ep is not None else {
                 n.name for n in graph_module.graph.nodes if n.op == "placeholder"}
             solved = plan(graph_module, user_inputs)
+            # the backend's greedy propagation can still move permutes across ops this table
+            # does not know; elsewhere it has nothing left to find
+            skip_greedy[0] = not solved.unknown_ops
             changed = solved.solution.objective_bytes < solved.transpose_bytes_before
             record = {"transposes_before": solved.transposes_before,
                          "transpose_bytes_before": solved.transpose_bytes_before,
@@ -88,7 +97,9 @@ def make_pass(records: list[dict] | None = None):
                          else solved.transpose_bytes_before,
                          "lower_bound_bytes": solved.solution.lower_bound_bytes,
                          "solver_status": solved.solution.solver_status,
-                         "applied": changed, "seconds": solved.solution.seconds}
+                         "applied": changed, "seconds": solved.solution.seconds,
+                         "unknown_ops": solved.unknown_ops,
+                         "greedy_propagation": "skipped" if skip_greedy[0] else "ran"}
             if records is not None:
                 records.append(record)
             if changed:
@@ -110,9 +121,10 @@ def arm_layout() -> Iterator[list[dict]]:
     """
     anchor, greedy, register, clear = _pipeline()
     records: list[dict] = []
-    register(anchor, [make_pass(records)])
+    skip_greedy = [False]
+    register(anchor, [make_pass(records, skip_greedy)])
     try:
-        with _skipped(greedy):
+        with _skipped(greedy, skip_greedy):
             yield records
     finally:
         clear()

@@ -94,7 +94,7 @@ class _Writer:
         if kind is ops.ArmKind.PERMUTE:
             self._permute(node, *next(iter(needs.items())), out)
             return
-        if kind in (ops.ArmKind.ELEMENTWISE, ops.ArmKind.LAST_AXIS, ops.ArmKind.AXES):
+        if kind in (ops.ArmKind.ELEMENTWISE, ops.ArmKind.LAST_AXIS, ops.ArmKind.AXES, ops.ArmKind.PAD):
             # operands exactly as permuted as the output, size-1 dims included, to broadcast alike
             out = self.plan.run_order(node)
             self.produced[node] = out
@@ -115,6 +115,8 @@ class _Writer:
             args[index] = moved
             node.args = tuple(args)
             node.kwargs = {k: v for k, v in node.kwargs.items() if k != "dim"}
+        elif kind is ops.ArmKind.PAD:
+            node.args = (node.args[0], _permuted_pad(list(node.args[1]), out), *node.args[2:])
         for arg in list(node.all_input_nodes):
             if arg.name in self.plan.constants and len(fake_value(arg).shape) == rank:
                 node.replace_input_with(arg, self._constant(arg, out))
@@ -146,6 +148,19 @@ class _Writer:
         for node in reversed(self.retired):
             if not node.users:
                 self.gm.graph.erase_node(node)
+
+
+def _permuted_pad(pad: list[int], order: Order) -> list[int]:
+    """``constant_pad_nd``'s pad list (before/after pairs from the last dim backwards) for the
+    tensor permuted by ``order``."""
+    rank = len(order)
+    per_dim = {rank - 1 - i: (pad[2 * i], pad[2 * i + 1]) for i in range(len(pad) // 2)}
+    out: list[int] = []
+    for physical in reversed(range(rank)):
+        out += list(per_dim.get(order[physical], (0, 0)))
+    while len(out) > 2 and out[-2:] == [0, 0]:  # leading dims without padding
+        out = out[:-2]
+    return out
 
 
 def write_plan(gm: GraphModule, ep: ExportedProgram | None, plan: ArmPlan) -> None:

@@ -49,6 +49,7 @@ class ArmPlan:
     run_orders: dict[tuple[str, Mode], Order]
     transposes_before: int
     transpose_bytes_before: int
+    unknown_ops: list[str]  # ops outside the table (kept as they stand), by name
 
     def order_of(self, node: Node, label: Label) -> Order:
         return self.values[node].convertible[label]
@@ -73,6 +74,10 @@ class ArmPlan:
             if label is not None:
                 out[arg] = self.order_of(arg, label)
         return out
+
+
+#: kinds whose same-rank operands and output share one order
+_SHARED_ORDER = (ops.ArmKind.ELEMENTWISE, ops.ArmKind.AXES, ops.ArmKind.LAST_AXIS, ops.ArmKind.PAD)
 
 
 def _label(shape: tuple[int, ...], order: Order) -> Label:
@@ -107,6 +112,9 @@ class _Builder:
         for node, kind in self.kinds.items():
             # a view of a constant is folded by the backend: it stays as it is
             if kind in (ops.ArmKind.PERMUTE, ops.ArmKind.RESHAPE) and not _tensor_operands(node, self.values):
+                self.kinds[node] = ops.ArmKind.ANCHOR
+            # INT48 storage is packed unlike its int32 metadata: permuting it would misaddress it
+            if _int48(node) or any(_int48(a) for a in node.all_input_nodes):
                 self.kinds[node] = ops.ArmKind.ANCHOR
         for node in gm.graph.nodes:  # a tuple-valued op reads its operands as they stand
             if node.op == "call_function" and node not in self.kinds and node.all_input_nodes:
@@ -143,7 +151,7 @@ class _Builder:
             a, b = self.values[src].shape, self.values[node].shape
             return [(src, node, lambda o, a=a, b=b: reshape_order(a, o, b)),
                     (node, src, lambda o, a=a, b=b: reshape_order(b, o, a))]
-        if kind in (ops.ArmKind.ELEMENTWISE, ops.ArmKind.AXES, ops.ArmKind.LAST_AXIS):
+        if kind in _SHARED_ORDER:
             peers = [a for a in _tensor_operands(node, self.values) if len(self.values[a].shape) == rank]
             keep = (lambda o: o) if kind is not ops.ArmKind.LAST_AXIS else (
                 lambda o, r=rank: o if o[-1] == r - 1 else None)
@@ -216,6 +224,9 @@ class _Builder:
         for order in run_orders:
             if kind is ops.ArmKind.LAST_AXIS and order[-1] != rank - 1:
                 continue
+            if ops.tosa_op(node.target) == "TABLE" and order != identity_order(rank) and \
+                    _unsafe_table_shape(Perm(order).apply(info.shape)):
+                continue
             if any(len(self.values[a].shape) != rank for a in operands) and order != identity_order(rank):
                 continue
             needs = [(self.values[a].value, self._label_of(a, order)) for a in operands]
@@ -229,6 +240,19 @@ class _Builder:
                 self.run_order[(node.name, mode)] = order
                 out.append(mode)
         return out
+
+
+def _int48(node: Node) -> bool:
+    """Whether the backend stores ``node``'s value as INT48 (``TosaSpecialDtype``)."""
+    from executorch.backends.arm.tosa.mapping import TosaSpecialDtype
+
+    return node.meta.get(TosaSpecialDtype.meta_key()) == TosaSpecialDtype.INT48
+
+
+def _unsafe_table_shape(shape: tuple[int, ...]) -> bool:
+    """A TABLE operand shape Ethos-U85 miscompiles when a MAC op feeds it: [N, 1, 1, C] with
+    N > 1 (the Arm backend keeps its own propagation off it for the same reason, MLBEDSW-11805)."""
+    return len(shape) == 4 and shape[0] > 1 and shape[1] == 1 and shape[2] == 1
 
 
 def _perm_of(node: Node) -> Perm:
@@ -278,7 +302,10 @@ def plan(gm: GraphModule, user_inputs: set[str], element_bytes=None, time_limit:
             outputs.append((info.value, _label(info.shape, identity_order(len(info.shape)))))
     problem = Problem({info.value: info for info in b.values.values()}, modes, outputs, [], order)
     count, nbytes = _stock_transposes(gm, b.values)
-    return ArmPlan(problem, solve(problem, time_limit), b.kinds, b.values, b.constants, b.run_order, count, nbytes)
+    unknown = sorted({ops.op_name(n.target) for n, k in b.kinds.items()
+                      if k is ops.ArmKind.ANCHOR and ops.tosa_op(n.target) is None and n in b.values})
+    return ArmPlan(problem, solve(problem, time_limit), b.kinds, b.values, b.constants, b.run_order, count, nbytes,
+                   unknown)
 
 
 __all__ = ["ArmPlan", "MAX_ORDERS", "plan"]

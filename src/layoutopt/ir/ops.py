@@ -286,6 +286,7 @@ class ArmKind(enum.Enum):
     ELEMENTWISE = "elementwise"  # any layout, the same for every same-rank operand and the output
     LAST_AXIS = "last_axis"  # elementwise along a per-channel last axis (RESCALE with channel scales)
     AXES = "axes"  # like elementwise, with axis arguments remapped (keepdim reductions, cat, slice)
+    PAD = "pad"  # like elementwise, with the pad list remapped to the permuted dims
     PERMUTE = "permute"  # a view whose memory sequence follows its input's layout
     RESHAPE = "reshape"  # a view that keeps the memory sequence where index replay proves it
 
@@ -323,9 +324,15 @@ def arm_kind(node: Any) -> ArmKind:
         return ArmKind.AXES if keepdim and axis_arg(node)[1] is not None else ArmKind.ANCHOR
     if packet in (aten.cat, aten.slice):
         return ArmKind.AXES
+    if packet is aten.constant_pad_nd or (packet is aten.pad and _arg(node, 2, "mode", "constant") == "constant"):
+        return ArmKind.PAD
     if is_elementwise(node.target):
         return ArmKind.ELEMENTWISE
     return ArmKind.ANCHOR
+
+
+def _arg(node: Any, index: int, name: str, default: Any) -> Any:
+    return node.args[index] if index < len(node.args) else node.kwargs.get(name, default)
 
 
 def axis_arg(node: Any) -> tuple[int, Any]:
