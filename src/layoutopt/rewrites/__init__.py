@@ -21,6 +21,7 @@ from .fuse_squeeze_unsqueeze import CancelUnsqueezeOfSqueeze, SinkSqueeze
 from .permute_through_elementwise import PermuteThroughElementwise
 from .permute_through_join import PermuteThroughJoin
 from .pointwise_linear import PointwiseLinearToConv
+from .view_into_cat import ViewIntoCat
 
 
 def rules_for(target: Target) -> list[Rule]:
@@ -30,8 +31,10 @@ def rules_for(target: Target) -> list[Rule]:
                          Conv1dToConv2d(), SinkSqueeze(), CancelUnsqueezeOfSqueeze(), PointwiseLinearToConv()]
     if ops.Family.CONV in target.channels_last:
         rules.append(FlattenLinearToNHWC(target))
-        shuffle = {"channels_last": ChannelShuffleToChannelsLast, "conv": ChannelShuffleToConv}.get(
-            target.channel_shuffle)
+        if target.channel_shuffle == "interleave":  # a shuffled cat then interleaves as it copies
+            rules.append(ViewIntoCat())
+        shuffle = {"channels_last": ChannelShuffleToChannelsLast, "interleave": ChannelShuffleToChannelsLast,
+                   "conv": ChannelShuffleToConv}.get(target.channel_shuffle)
         if shuffle is not None:
             rules.append(shuffle(target))
     if target.fc_for_pointwise:
