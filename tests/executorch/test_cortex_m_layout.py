@@ -132,3 +132,23 @@ def test_idempotent():
     first, second = records
     assert first["applied"] and not second["applied"]
     assert second["transpose_bytes_before"] == first["transpose_bytes_after"]
+
+
+class BroadcastScale(nn.Module):
+    """A mul whose second operand is computed with a lower rank than the first (as ViT's
+    attention scales are)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(16, 16), nn.Linear(16, 8)
+
+    def forward(self, x):
+        h = self.fc1(x)
+        return self.fc2(h * h.mean((0, 1)))
+
+
+def test_an_operand_of_lower_rank_is_read_as_it_stands(tmp_path):
+    torch.manual_seed(0)
+    ours = compile_cortex_m(BroadcastScale().eval(), (torch.randn(1, 8, 16),), optimize=True, out_dir=tmp_path)
+    assert ours["float_compute_ops"] == {} and ours["compute_kernels"] == 2
+    assert ours["cortex_m_transposes"] == 0

@@ -219,7 +219,10 @@ class _Builder:
                 continue
             if any(len(self.values[a].shape) != rank for a in operands) and order != identity_order(rank):
                 continue
-            needs = [(self.values[a].value, self._label_of(a, order)) for a in operands]
+            # an operand of lower rank (a broadcast bias) is read as it stands, with the identity order
+            needs = [(self.values[a].value, self._label_of(a, order if len(self.values[a].shape) == rank
+                                                         else identity_order(len(self.values[a].shape))))
+                     for a in operands]
             if any(label is None for _, label in needs):
                 continue
             gives = self._label_of(node, order)
