@@ -152,3 +152,12 @@ def test_an_operand_of_lower_rank_is_read_as_it_stands(tmp_path):
     ours = compile_cortex_m(BroadcastScale().eval(), (torch.randn(1, 8, 16),), optimize=True, out_dir=tmp_path)
     assert ours["float_compute_ops"] == {} and ours["compute_kernels"] == 2
     assert ours["cortex_m_transposes"] == 0
+
+
+def test_a_program_the_explicit_pipeline_refuses_falls_back_to_the_legacy_list(tmp_path):
+    # a lone shuffle unit: its last conv's ReLU shares the input's qparams through the cat, so
+    # the activation cannot be fused and the pipeline's validation refuses the convolution
+    torch.manual_seed(0)
+    ours = compile_cortex_m(ShuffleUnit(16).eval(), (torch.randn(1, 16, 8, 8),), optimize=True, out_dir=tmp_path)
+    assert ours["pipeline"].startswith("legacy (the explicit-layout pipeline refused the program")
+    assert ours["cortex_m_layout"] is None and ours["compute_kernels"] >= 2

@@ -54,8 +54,10 @@ def _program(model, example_inputs):
                           edge=False)
 
 
-def _prepare(model, example_inputs, backend: str, layout_target: str, optimize: bool, out_dir):
-    """The program the backend flow starts from, and what layoutopt did to it."""
+def _prepare(model, example_inputs, backend: str, layout_target: str, optimize: bool, out_dir,
+             plan: bool | None = None, skip_rules: Sequence[str] | None = None):
+    """The program the backend flow starts from, and what layoutopt did to it (``plan`` and
+    ``skip_rules`` override the backend's defaults)."""
     require_executorch()
     from .. import api
 
@@ -64,8 +66,8 @@ def _prepare(model, example_inputs, backend: str, layout_target: str, optimize: 
     out.mkdir(parents=True, exist_ok=True)
     report = None
     if optimize:
-        result = api.optimize(program, inputs, target=layout_target, plan=PLAN[backend],
-                              skip_rules=SKIP_RULES[backend])
+        result = api.optimize(program, inputs, target=layout_target, plan=PLAN[backend] if plan is None else plan,
+                              skip_rules=SKIP_RULES[backend] if skip_rules is None else skip_rules)
         program, report = result.program, result.report.to_dict()
     return program, inputs, out, report
 
@@ -130,9 +132,20 @@ def compile_cortex_m(model, example_inputs: Sequence[Any], optimize: bool = True
 
     start = time.perf_counter()
     program, inputs, out, report = _prepare(model, example_inputs, "cortex-m", "cortex-m", optimize, out_dir)
-    figures = cortex_m.build(program, inputs, out, calibration, plan_layout=optimize)
-    return {"backend": "cortex-m", "target": "cortex-m", "optimized": optimize, **figures, "layoutopt": report,
-            "seconds": time.perf_counter() - start}
+    pipeline = "explicit-layout" if optimize else "legacy"
+    try:
+        figures = cortex_m.build(program, inputs, out, calibration, plan_layout=optimize)
+    except CompileError as exc:
+        if not optimize or "ValidateCortexMExplicitLayoutPass" not in str(exc):
+            raise
+        # the explicit-layout pipeline refuses a layer (e.g. a convolution whose fused activation
+        # lost its output qparams): the legacy list, with the ATen layout plan it needs
+        program, inputs, out, report = _prepare(model, example_inputs, "cortex-m", "cortex-m", optimize, out_dir,
+                                                plan=True, skip_rules=())
+        figures = cortex_m.build(program, inputs, out, calibration, plan_layout=False)
+        pipeline = f"legacy (the explicit-layout pipeline refused the program: {exc})"
+    return {"backend": "cortex-m", "target": "cortex-m", "optimized": optimize, "pipeline": pipeline, **figures,
+            "layoutopt": report, "seconds": time.perf_counter() - start}
 
 
 #: the flows by name: an Ethos-U configuration, "cortex-m" or "xnnpack"
