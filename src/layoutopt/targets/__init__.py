@@ -32,8 +32,9 @@ class Target:
     element_bytes: int | None  # deployed bytes per element; None keeps the graph's dtype
     fc_for_pointwise: bool = False  # a 1x1 conv on a 1x1 input runs faster as fully connected
     # the form a channel shuffle runs best in: "channels_last" (one transpose of the channel
-    # axis's factors), "interleave" (that, and a shuffled concatenation split into a group axis
-    # a physical layout can put innermost), "conv" (a 1x1 conv with a permutation weight), or
+    # axis's factors), "interleave" (that, and where the backend lays tensors out physically, a
+    # shuffled concatenation split into a group axis it can put innermost), "conv" (a 1x1 conv
+    # with a permutation weight), or
     # None (as written)
     channel_shuffle: str | None = "channels_last"
 
