@@ -9,7 +9,8 @@ Per model and flow, stock (``optimize=False``) and layoutopt (``optimize=True``)
               excluded), and whether both TOSA files compute the same outputs bit for bit in the
               TOSA reference model (seeded int8 inputs over the whole range)
   Cortex-M    convolutions/linears lowered to CMSIS-NN kernels, float ones left, cortex_m
-              transposes (the .pte needs Cortex-M kernels to run, so they are counted)
+              transposes and the bytes they move (the .pte needs Cortex-M kernels to run, so
+              they are counted), lowering seconds (quantization excluded)
   XNNPACK     median run time of the .pte through ExecuTorch's Python runtime, the two programs
               timed in the same process with interleaved repetitions; max abs diff to eager
 """
@@ -119,7 +120,8 @@ def cell(row, key):
 COLUMNS = {
     "ethos-u": ["TOSA TRANSPOSE", "Vela cycles total", "Vela NPU cycles", "Vela Transpose cycles", "SRAM bytes",
                 "flash bytes", "CPU ops", "lowering seconds", "TOSA reference"],
-    "cortex-m": ["CMSIS-NN conv/linear kernels", "float conv/linear left", "cortex_m transposes"],
+    "cortex-m": ["CMSIS-NN conv/linear kernels", "float conv/linear left", "cortex_m transposes",
+                 "cortex_m transpose bytes", "lowering seconds"],
     "xnnpack": ["median ms", "delegated partitions", "CPU ops", "max abs diff to eager"],
 }
 

@@ -133,7 +133,7 @@ def optimize(model: "torch.nn.Module | ExportedProgram", example_inputs: Sequenc
     before = measure_program(program, tgt, io)
     graph_before = view_of(program, before.charges)
     stage("rewrite")
-    log = rewrite(program, tgt, skip_rules) if rewrites else RewriteLog()
+    log = rewrite(program, tgt, skip_rules, planned=plan) if rewrites else RewriteLog()
     stage("plan")
     problem = build_problem(program, tgt, io)
     if plan:

@@ -12,8 +12,12 @@ backend's quantizer then annotates the ops layoutopt chose:
   the layout is planned inside the backend's pipeline (``arm_layout``). The conv1d rules are
   left out: the backend converts conv1d itself, and Vela measures its form cheaper on the
   transposes it needs at the model's edges.
-* Cortex-M: the backend lowers a convolution to a CMSIS-NN kernel only when its input is
-  channels-last in memory, so the full layout plan runs (and the rewrites).
+* Cortex-M: the backend's default pass list lowers a convolution to a CMSIS-NN kernel only
+  when its input is channels-last in memory, and lowers every int8 permute to a copy, also
+  one that only restates the layout of channels-last data. So layoutopt runs the backend's
+  explicit-layout pipeline, where every layout is physical and conv1d becomes conv2d, and
+  places its permutes exactly there (``cortex_m_layout``); before quantization only op-form
+  rewrites run (the conv1d rules are left out: the pipeline converts conv1d itself).
 * XNNPACK: like the Arm backend, its partitioner lays out delegated tensors itself (a planned
   dim order only adds a CPU copy at the delegate's edge), so only op-form rewrites run; and
   it runs conv1d itself, while the squeeze/unsqueeze pair of the conv2d form would stay on the
@@ -34,9 +38,9 @@ from .stages import CompileError, require_executorch
 
 #: rules each flow leaves out, and why (see the module docstring)
 _CONV1D_RULES = ("conv1d_to_conv2d", "sink_squeeze", "cancel_squeeze_unsqueeze")
-SKIP_RULES = {"ethos-u": _CONV1D_RULES, "cortex-m": (), "xnnpack": _CONV1D_RULES}
-#: whether a layout plan reaches the backend's decisions
-PLAN = {"ethos-u": False, "cortex-m": True, "xnnpack": False}
+SKIP_RULES = {"ethos-u": _CONV1D_RULES, "cortex-m": _CONV1D_RULES, "xnnpack": _CONV1D_RULES}
+#: whether a layout plan of the ATen program reaches the backend's decisions
+PLAN = {"ethos-u": False, "cortex-m": False, "xnnpack": False}
 
 
 def _program(model, example_inputs):
@@ -50,8 +54,10 @@ def _program(model, example_inputs):
                           edge=False)
 
 
-def _prepare(model, example_inputs, backend: str, layout_target: str, optimize: bool, out_dir):
-    """The program the backend flow starts from, and what layoutopt did to it."""
+def _prepare(model, example_inputs, backend: str, layout_target: str, optimize: bool, out_dir,
+             plan: bool | None = None, skip_rules: Sequence[str] | None = None):
+    """The program the backend flow starts from, and what layoutopt did to it (``plan`` and
+    ``skip_rules`` override the backend's defaults)."""
     require_executorch()
     from .. import api
 
@@ -60,8 +66,8 @@ def _prepare(model, example_inputs, backend: str, layout_target: str, optimize: 
     out.mkdir(parents=True, exist_ok=True)
     report = None
     if optimize:
-        result = api.optimize(program, inputs, target=layout_target, plan=PLAN[backend],
-                              skip_rules=SKIP_RULES[backend])
+        result = api.optimize(program, inputs, target=layout_target, plan=PLAN[backend] if plan is None else plan,
+                              skip_rules=SKIP_RULES[backend] if skip_rules is None else skip_rules)
         program, report = result.program, result.report.to_dict()
     return program, inputs, out, report
 
@@ -117,16 +123,29 @@ def compile_xnnpack(model, example_inputs: Sequence[Any], optimize: bool = True,
 
 def compile_cortex_m(model, example_inputs: Sequence[Any], optimize: bool = True, out_dir: "str | Path" = "out",
                      calibration: Sequence[tuple] | None = None) -> dict:
-    """Quantize with the CMSIS-NN quantizer and lower to ``cortex_m::`` kernels. Returns the
-    lowered program's ops, how many are CMSIS-NN kernels (``compute_kernels`` for convolutions
-    and linears), the float compute ops left over and the ``cortex_m`` transposes."""
+    """Quantize with the CMSIS-NN quantizer and lower to ``cortex_m::`` kernels (with
+    ``optimize``: the backend's explicit-layout pipeline, permutes placed by layoutopt).
+    Returns the lowered program's ops, how many are CMSIS-NN kernels (``compute_kernels`` for
+    convolutions and linears), the float compute ops left over, the ``cortex_m`` transposes
+    and the bytes they move, ``lower_seconds`` and ``cortex_m_layout`` (what the pass planned)."""
     from . import cortex_m
 
     start = time.perf_counter()
     program, inputs, out, report = _prepare(model, example_inputs, "cortex-m", "cortex-m", optimize, out_dir)
-    figures = cortex_m.build(program, inputs, out, calibration)
-    return {"backend": "cortex-m", "target": "cortex-m", "optimized": optimize, **figures, "layoutopt": report,
-            "seconds": time.perf_counter() - start}
+    pipeline = "explicit-layout" if optimize else "legacy"
+    try:
+        figures = cortex_m.build(program, inputs, out, calibration, plan_layout=optimize)
+    except CompileError as exc:
+        if not optimize or "ValidateCortexMExplicitLayoutPass" not in str(exc):
+            raise
+        # the explicit-layout pipeline refuses a layer (e.g. a convolution whose fused activation
+        # lost its output qparams): the legacy list, with the ATen layout plan it needs
+        program, inputs, out, report = _prepare(model, example_inputs, "cortex-m", "cortex-m", optimize, out_dir,
+                                                plan=True, skip_rules=())
+        figures = cortex_m.build(program, inputs, out, calibration, plan_layout=False)
+        pipeline = f"legacy (the explicit-layout pipeline refused the program: {exc})"
+    return {"backend": "cortex-m", "target": "cortex-m", "optimized": optimize, "pipeline": pipeline, **figures,
+            "layoutopt": report, "seconds": time.perf_counter() - start}
 
 
 #: the flows by name: an Ethos-U configuration, "cortex-m" or "xnnpack"

@@ -17,7 +17,8 @@ them back:
   scales keeps the last dim innermost; keepdim reductions, cat and slice remap their axes;
 * a permute is free when it only renames its input's memory sequence, and so is a reshape.
 
-The op table is ``ir.ops.arm_kind``; ``arm_physical`` writes the plan back into the graph.
+The op table is ``ir.ops.arm_kind`` (``ir.ops.cortex_m_kind`` where Cortex-M plans with the same
+program); ``arm_physical`` writes the plan back into the graph.
 """
 from __future__ import annotations
 
@@ -89,7 +90,7 @@ def _tensor_operands(node: Node, planned: dict[Node, ValueInfo]) -> list[Node]:
 
 
 class _Builder:
-    def __init__(self, gm: GraphModule, user_inputs: set[str], element_bytes):
+    def __init__(self, gm: GraphModule, user_inputs: set[str], element_bytes, kind_of):
         self.gm = gm
         self.values: dict[Node, ValueInfo] = {}
         self.kinds: dict[Node, ops.ArmKind] = {}
@@ -108,7 +109,7 @@ class _Builder:
             self.values[node] = ValueInfo((node.name, -1), shape, nbytes)
             self.orders[node] = [identity_order(len(shape))]
             if node.op == "call_function":
-                self.kinds[node] = ops.arm_kind(node)
+                self.kinds[node] = kind_of(node)
         for node, kind in self.kinds.items():
             # a view of a constant is folded by the backend: it stays as it is
             if kind in (ops.ArmKind.PERMUTE, ops.ArmKind.RESHAPE) and not _tensor_operands(node, self.values):
@@ -229,7 +230,10 @@ class _Builder:
                 continue
             if any(len(self.values[a].shape) != rank for a in operands) and order != identity_order(rank):
                 continue
-            needs = [(self.values[a].value, self._label_of(a, order)) for a in operands]
+            # an operand of lower rank (a broadcast bias) is read as it stands, with the identity order
+            needs = [(self.values[a].value, self._label_of(a, order if len(self.values[a].shape) == rank
+                                                         else identity_order(len(self.values[a].shape))))
+                     for a in operands]
             if any(label is None for _, label in needs):
                 continue
             gives = self._label_of(node, order)
@@ -268,11 +272,11 @@ def _renames(shape: tuple[int, ...], dims) -> bool:
     return layout_key(permuted, out) == layout_key(permuted, identity_order(len(shape)))
 
 
-def _stock_transposes(gm: GraphModule, values: dict[Node, ValueInfo]) -> tuple[int, int]:
+def _stock_transposes(gm: GraphModule, values: dict[Node, ValueInfo], kind_of) -> tuple[int, int]:
     """Permutes in the graph as it stands that change the memory sequence, and their bytes."""
     count = nbytes = 0
     for node in gm.graph.nodes:
-        if node.op == "call_function" and ops.packet_of(node) is ops.aten.permute and node in values:
+        if node.op == "call_function" and node in values and kind_of(node) is ops.ArmKind.PERMUTE:
             src = node.all_input_nodes[0]
             if not _renames(tuple(fake_value(src).shape), _perm_of(node).dims):
                 count += 1
@@ -280,11 +284,14 @@ def _stock_transposes(gm: GraphModule, values: dict[Node, ValueInfo]) -> tuple[i
     return count, nbytes
 
 
-def plan(gm: GraphModule, user_inputs: set[str], element_bytes=None, time_limit: float = 120.0) -> ArmPlan:
-    """Solve the layout of ``gm`` (the Arm backend's graph); ``user_inputs`` names the
-    placeholders that are not constants."""
+def plan(gm: GraphModule, user_inputs: set[str], element_bytes=None, time_limit: float = 120.0,
+         kind_of=ops.arm_kind) -> ArmPlan:
+    """Solve the layout of ``gm`` (a graph whose layouts are physical); ``user_inputs`` names
+    the placeholders that are not constants. ``kind_of`` is the op table of the graph's
+    dialect (``ops.arm_kind`` for the Arm backend's, ``ops.cortex_m_kind`` for Cortex-M's);
+    ``element_bytes(dtype)`` prices a conversion per element."""
     element_bytes = element_bytes or (lambda dtype: torch.empty((), dtype=dtype).element_size())
-    b = _Builder(gm, user_inputs, element_bytes)
+    b = _Builder(gm, user_inputs, element_bytes, kind_of)
     b.candidate_orders()
     modes: dict[str, list[Mode]] = {}
     order = []
@@ -301,9 +308,11 @@ def plan(gm: GraphModule, user_inputs: set[str], element_bytes=None, time_limit:
             info = b.values[arg]
             outputs.append((info.value, _label(info.shape, identity_order(len(info.shape)))))
     problem = Problem({info.value: info for info in b.values.values()}, modes, outputs, [], order)
-    count, nbytes = _stock_transposes(gm, b.values)
+    count, nbytes = _stock_transposes(gm, b.values, kind_of)
+    # ops the table does not know and keeps as they stand (TOSA ops are known anchors)
     unknown = sorted({ops.op_name(n.target) for n, k in b.kinds.items()
-                      if k is ops.ArmKind.ANCHOR and ops.tosa_op(n.target) is None and n in b.values})
+                      if k is ops.ArmKind.ANCHOR and ops.tosa_op(n.target) is None
+                      and ops.arm_kind(n) is ops.ArmKind.ANCHOR and n in b.values})
     return ArmPlan(problem, solve(problem, time_limit), b.kinds, b.values, b.constants, b.run_order, count, nbytes,
                    unknown)
 

@@ -1,8 +1,14 @@
 """Cortex-M: PT2E int8 with the CMSIS-NN quantizer, ``to_edge``, then the backend's pass
 manager rewrites edge ops into ``cortex_m::`` kernels in place (no delegate). The ``.pte``
-needs the Cortex-M kernels to run, so the figures are counted in the lowered program."""
+needs the Cortex-M kernels to run, so the figures are counted in the lowered program.
+
+Stock is the backend's default (legacy) pass list. With ``plan_layout`` the backend's
+explicit-layout pipeline runs (its quantizer mode and pass list), with layoutopt's exact
+layout pass where each remaining permute becomes one ``cortex_m::transpose``
+(``cortex_m_layout``)."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from .stages import cpu_ops, quantize, stage, write_pte
@@ -11,21 +17,40 @@ from .stages import cpu_ops, quantize, stage, write_pte
 COMPUTE_OPS = ("aten.convolution", "aten.linear", "aten.addmm", "aten.mm", "aten.bmm")
 
 
-def build(program, inputs, out_dir: Path, calibration) -> dict:
+def build(program, inputs, out_dir: Path, calibration, plan_layout: bool = False) -> dict:
     from executorch.backends.cortex_m.edge_compile_config import cortex_m_edge_compile_config
     from executorch.backends.cortex_m.passes.cortex_m_pass_manager import CortexMPassManager
     from executorch.backends.cortex_m.quantizer.quantizer import CortexMQuantizer
     from executorch.exir import to_edge
 
+    from .cortex_m_layout import pass_list
+
     backend = "cortex-m"
-    quantized = quantize(program, inputs, CortexMQuantizer(), calibration, backend)
+    quantized = quantize(program, inputs, CortexMQuantizer(use_explicit_layout=plan_layout), calibration, backend)
+    planned: list[dict] = []
     with stage(backend, "lower"):
+        start = time.perf_counter()
         edge = to_edge(quantized, compile_config=cortex_m_edge_compile_config())
+        manager = CortexMPassManager(edge.exported_program(), passes=pass_list(planned) if plan_layout else None,
+                                     use_explicit_layout=plan_layout)
         # the backend's own entry point: its pass manager replaces the program it transforms
-        edge._edge_programs["forward"] = CortexMPassManager(edge.exported_program()).transform()
+        edge._edge_programs["forward"] = manager.transform()
+        lower_seconds = time.perf_counter() - start
     ops = cpu_ops(edge)
+    moved = transpose_bytes(edge.exported_program())
     pte = write_pte(edge, out_dir, backend)
-    return {"pte": str(pte), "ops": ops, **kernel_coverage(ops)}
+    return {"pte": str(pte), "ops": ops, **kernel_coverage(ops), "cortex_m_transpose_bytes": moved,
+            "lower_seconds": lower_seconds, "cortex_m_layout": planned or None}
+
+
+def transpose_bytes(ep) -> int:
+    """Bytes the program's ``cortex_m::transpose`` copies move (each reads and writes its input once)."""
+    total = 0
+    for node in ep.graph.nodes:
+        if node.op == "call_function" and "cortex_m.transpose" in str(node.target):
+            val = node.args[0].meta["val"]
+            total += val.numel() * val.element_size()
+    return total
 
 
 def kernel_coverage(ops: dict[str, int]) -> dict:

@@ -45,7 +45,9 @@ ROWS: dict[str, list[Row]] = {
         ("CMSIS-NN conv/linear kernels", lambda r: r["compute_kernels"]),
         ("float conv/linear left", lambda r: _ops(r["float_compute_ops"])),
         ("cortex_m transposes", lambda r: r["cortex_m_transposes"]),
+        ("cortex_m transpose bytes", lambda r: r["cortex_m_transpose_bytes"]),
         ("cortex_m kernels", lambda r: r["cortex_m_kernels"]),
+        ("lowering seconds", lambda r: round(r["lower_seconds"], 1)),
         ("ops in the program", lambda r: _ops(r["ops"])),
     ],
 }

@@ -335,6 +335,37 @@ def _arg(node: Any, index: int, name: str, default: Any) -> Any:
     return node.args[index] if index < len(node.args) else node.kwargs.get(name, default)
 
 
+# -- the graph of ExecuTorch's Cortex-M explicit-layout pipeline ------------------------------
+# There every tensor is contiguous: ``channels_last::`` convolution and pooling read and write
+# NHWC tensors, wrapped in ``channels_last::permute_copy``; each permute of int8 data becomes
+# one ``cortex_m::transpose`` copy, each view a view.
+
+def channels_last_op(target: Any) -> str | None:
+    """The name of an op of ExecuTorch's ``channels_last`` namespace (``"convolution"``), or None."""
+    op = aten_overload(target)
+    if getattr(op, "namespace", None) != "channels_last":
+        return None
+    return op._schema.name.split("::")[-1]
+
+
+_CORTEX_M_ANCHORS = _packets("linear", "convolution", "bmm", "mm", "addmm", "avg_pool2d", "max_pool2d",
+                             "constant_pad_nd", "_softmax", "_log_softmax")
+
+
+def cortex_m_kind(node: Any) -> ArmKind:
+    """The kind of a call node of the Cortex-M explicit-layout graph (before its ops become
+    ``cortex_m::`` kernels): NHWC kernels, linears and unknown ops are anchors; a clone into the
+    default dim order copies in any layout; the rest as in the Arm backend's graph."""
+    name = channels_last_op(node.target)
+    if name is not None:
+        return ArmKind.PERMUTE if name == "permute_copy" else ArmKind.ANCHOR
+    if packet_of(node) in _CORTEX_M_ANCHORS:
+        return ArmKind.ANCHOR
+    if is_contiguous_copy(node):
+        return ArmKind.ELEMENTWISE
+    return arm_kind(node)
+
+
 def axis_arg(node: Any) -> tuple[int, Any]:
     """Position and value of an AXES op's axis argument (an int or a list of ints)."""
     index = _AXIS_ARG[packet_of(node)]

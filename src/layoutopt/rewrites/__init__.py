@@ -21,17 +21,24 @@ from .fuse_squeeze_unsqueeze import CancelUnsqueezeOfSqueeze, SinkSqueeze
 from .permute_through_elementwise import PermuteThroughElementwise
 from .permute_through_join import PermuteThroughJoin
 from .pointwise_linear import PointwiseLinearToConv
+from .view_into_cat import ViewIntoCat
 
 
-def rules_for(target: Target) -> list[Rule]:
-    """The rules that pay on ``target``, in the order they run each round."""
+def rules_for(target: Target, planned: bool = True) -> list[Rule]:
+    """The rules that pay on ``target``, in the order they run each round; ``planned``: whether
+    layoutopt's ATen plan follows (else the backend lays tensors out, physically)."""
     rules: list[Rule] = [ComposePermutes(), FoldConstantPermute(), FoldChannelPermutation(),
                          PermuteThroughElementwise(), PermuteThroughJoin(), FusePermuteReshapePermute(target),
                          Conv1dToConv2d(), SinkSqueeze(), CancelUnsqueezeOfSqueeze(), PointwiseLinearToConv()]
     if ops.Family.CONV in target.channels_last:
         rules.append(FlattenLinearToNHWC(target))
-        shuffle = {"channels_last": ChannelShuffleToChannelsLast, "conv": ChannelShuffleToConv}.get(
-            target.channel_shuffle)
+        if target.channel_shuffle == "interleave" and not planned:
+            # where the backend lays tensors out physically, a shuffled cat interleaves as it
+            # copies; the ATen plan's strided layouts cannot express that (ShuffleNet-nano on
+            # cortex-m: 7 transposes instead of 3)
+            rules.append(ViewIntoCat())
+        shuffle = {"channels_last": ChannelShuffleToChannelsLast, "interleave": ChannelShuffleToChannelsLast,
+                   "conv": ChannelShuffleToConv}.get(target.channel_shuffle)
         if shuffle is not None:
             rules.append(shuffle(target))
     if target.fc_for_pointwise:
@@ -39,11 +46,12 @@ def rules_for(target: Target) -> list[Rule]:
     return rules
 
 
-def rewrite(ep: ExportedProgram, target: Target, skip: "Sequence[str]" = ()) -> RewriteLog:
+def rewrite(ep: ExportedProgram, target: Target, skip: "Sequence[str]" = (), planned: bool = True) -> RewriteLog:
     """Apply the target's rules, less those named in ``skip``, to ``ep`` (a private copy) in
-    place; an ExecuTorch edge program is lifted to ATen for them and spelled back after."""
-    rules = rules_for(target)
-    unknown = set(skip) - {rule.name for rule in rules}
+    place; an ExecuTorch edge program is lifted to ATen for them and spelled back after.
+    ``planned``: whether layoutopt's ATen plan follows (see ``rules_for``)."""
+    rules = rules_for(target, planned)
+    unknown = set(skip) - {rule.name for rule in rules_for(target, True) + rules_for(target, False)}
     if unknown:
         raise InputError(f"unknown rule(s) {', '.join(sorted(unknown))}; the rules for {target.name} are: "
                          f"{', '.join(rule.name for rule in rules)}")

@@ -32,7 +32,10 @@ class Target:
     element_bytes: int | None  # deployed bytes per element; None keeps the graph's dtype
     fc_for_pointwise: bool = False  # a 1x1 conv on a 1x1 input runs faster as fully connected
     # the form a channel shuffle runs best in: "channels_last" (one transpose of the channel
-    # axis's factors), "conv" (a 1x1 conv with a permutation weight), or None (as written)
+    # axis's factors), "interleave" (that, and where the backend lays tensors out physically, a
+    # shuffled concatenation split into a group axis it can put innermost), "conv" (a 1x1 conv
+    # with a permutation weight), or
+    # None (as written)
     channel_shuffle: str | None = "channels_last"
 
     def bytes_of(self, numel: int, dtype: torch.dtype) -> int:
@@ -48,7 +51,7 @@ TARGETS: dict[str, Target] = {
         Target("ethos-u85", "Arm Ethos-U85 NPU via TOSA and Vela (int8, NHWC kernels, native transpose)",
                _NHWC, _DENSE_LAST, 1, channel_shuffle="conv"),
         Target("cortex-m", "Cortex-M with CMSIS-NN kernels (int8, NHWC)", _NHWC, _DENSE_LAST, 1,
-               fc_for_pointwise=True),
+               fc_for_pointwise=True, channel_shuffle="interleave"),
         Target("xnnpack", "XNNPACK on mobile CPUs (NHWC kernels, float or int8)", _NHWC, _DENSE_LAST, None,
                channel_shuffle=None),
         Target("cpu", "PyTorch eager on CPU (oneDNN prefers channels-last convolutions)",
