@@ -30,7 +30,7 @@ from sweep_models import REPEATS, SWEEP  # noqa: E402
 
 import layoutopt  # noqa: E402
 from layoutopt.ir import ops  # noqa: E402
-from layoutopt.ir.propagate import forget_replays  # noqa: E402
+from layoutopt.ir.propagate import forget_replays, replay_cache  # noqa: E402
 
 MIB = 1024 * 1024
 TOLERANCE = 1e-4  # float32 outputs of random-init models; larger is a numeric mismatch
@@ -218,6 +218,7 @@ def main():
     p.add_argument("--models", default=",".join(SWEEP), help="comma-separated, from: " + ", ".join(SWEEP))
     p.add_argument("--targets", default="cortex-m,cpu")
     p.add_argument("--no-repeats", action="store_true", help="skip the repeated-block timing")
+    p.add_argument("--no-replay-cache", action="store_true", help="replay every op probe (for comparison)")
     p.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "out", "sweep.json"))
     args = p.parse_args()
     warnings.filterwarnings("ignore")
@@ -229,6 +230,8 @@ def main():
     for line in notes:
         console.print(line)
     targets = args.targets.split(",")
+    if args.no_replay_cache:
+        replay_cache(False).__enter__()
     warm_up()
     rows, failures = [], []
     names = args.models.split(",")
