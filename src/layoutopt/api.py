@@ -1,10 +1,11 @@
 """``optimize``: the one entry point; the CLI is a shell over it."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch.export import ExportedProgram
@@ -21,6 +22,25 @@ from .report import Report
 from .report.graph_view import view_of
 from .targets import Target, get_target
 from .verify.numerics import compare
+
+
+class _StageClock:
+    """Seconds spent in each stage of ``optimize`` (a stage entered twice adds up)."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        begin = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - begin
+
+    def total(self) -> float:
+        return time.perf_counter() - self.start
 
 
 @dataclass
@@ -122,37 +142,46 @@ def optimize(model: "torch.nn.Module | ExportedProgram", example_inputs: Sequenc
     called with the name of each stage as it starts.
     """
     stage = progress or (lambda name: None)
-    start = time.perf_counter()
+    clock = _StageClock()
     tgt = get_target(target)
     io = IOLayout.parse(io_layout)
-    source, inputs = source_program(model, example_inputs)
-    program = copy.deepcopy(source)
-    refresh_meta(program.graph_module)  # the strides eager gives, which export's meta may not
+    with clock("export"):  # the checks alone when given a program
+        source, inputs = source_program(model, example_inputs)
+    with clock("prepare"):
+        program = copy.deepcopy(source)
+        refresh_meta(program.graph_module)  # the strides eager gives, which export's meta may not
 
     stage("measure")
-    before = measure_program(program, tgt, io)
-    graph_before = view_of(program, before.charges)
+    with clock("measure"):
+        before = measure_program(program, tgt, io)
+        graph_before = view_of(program, before.charges)
     stage("rewrite")
-    log = rewrite(program, tgt, skip_rules, planned=plan) if rewrites else RewriteLog()
+    with clock("rewrite"):
+        log = rewrite(program, tgt, skip_rules, planned=plan) if rewrites else RewriteLog()
     stage("plan")
-    problem = build_problem(program, tgt, io)
+    with clock("problem"):
+        problem = build_problem(program, tgt, io)
     if plan:
         stage("solve")
-        solution = solve(problem)
-        plan_mismatches = materialize(program, problem, solution.chosen)
+        with clock("solve"):
+            solution = solve(problem)
+        with clock("materialize"):
+            plan_mismatches = materialize(program, problem, solution.chosen)
     else:
         solution, plan_mismatches = None, []
-    after = measure_program(program, tgt, io)
+    with clock("measure"):
+        after = measure_program(program, tgt, io)
 
     verification = None
     if verify:
         stage("verify")
-        try:
-            verification = compare(source, program, inputs, seed)
-        except LayoutoptError:
-            raise
-        except Exception as exc:  # never hand back a program that fails its own check
-            raise InternalError(f"verification failed: {type(exc).__name__}: {exc}") from exc
+        with clock("verify"):
+            try:
+                verification = compare(source, program, inputs, seed)
+            except LayoutoptError:
+                raise
+            except Exception as exc:  # never hand back a program that fails its own check
+                raise InternalError(f"verification failed: {type(exc).__name__}: {exc}") from exc
     report = Report(
         target=tgt.name,
         io_layout=io.value,
@@ -165,7 +194,8 @@ def optimize(model: "torch.nn.Module | ExportedProgram", example_inputs: Sequenc
         solver_status="not planned" if solution is None else solution.solver_status,
         max_abs_diff=None if verification is None else verification.max_abs_diff,
         bit_exact=None if verification is None else verification.bit_exact,
-        seconds=time.perf_counter() - start,
+        seconds=clock.total(),
+        stage_seconds=clock.seconds,
         declined=[{"op": d.op, "node": d.node, "reason": d.reason} for d in problem.declined]
         + [{"op": r.op, "node": r.node, "reason": f"{r.rule}: {r.reason}"} for r in log.rejects],
         rewrites=dict(sorted(log.applied.items())),
@@ -175,6 +205,8 @@ def optimize(model: "torch.nn.Module | ExportedProgram", example_inputs: Sequenc
         layout_mismatches=[] if verification is None else verification.layout_mismatches,
         plan_mismatches=plan_mismatches,
         graph_before=graph_before,
-        graph_after=view_of(program, after.charges),
     )
+    with clock("measure"):
+        report.graph_after = view_of(program, after.charges)
+    report.seconds = clock.total()
     return Result(program, report)

@@ -269,8 +269,12 @@ def is_elementwise(target: Any) -> bool:
 
 
 # Ops whose fake (meta) kernel predicts other output strides than eager's CPU kernel gives:
-# CPU attention returns its output in the layout of its query, the meta kernel contiguous.
-FAKE_STRIDES_DIFFER = frozenset({aten.scaled_dot_product_attention.default})
+# CPU attention returns its output in the layout of its query, the meta kernel contiguous; CPU
+# batch norm returns a tensor with 1x1 spatial size contiguous whatever the strides of its
+# size-1 dims, the meta kernel keeps them (and the next upsample reads them).
+FAKE_STRIDES_DIFFER = frozenset({aten.scaled_dot_product_attention.default, aten.batch_norm.default,
+                                 aten.native_batch_norm.default,
+                                 aten._native_batch_norm_legit_no_training.default})
 
 
 # -- the graph ExecuTorch's Arm backend lowers to TOSA ---------------------------------------

@@ -5,7 +5,9 @@ The strides this produces are the ones eager PyTorch gives the same ops, which i
 """
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import contextvars
+from typing import Any, Iterator
 
 import torch
 from torch._guards import detect_fake_mode
@@ -25,7 +27,105 @@ def fake_mode_of(gm: GraphModule) -> FakeTensorMode:
     return mode if mode is not None else FakeTensorMode(allow_non_fake_inputs=True)
 
 
+_CACHING = contextvars.ContextVar("layoutopt_replay_cache", default=True)
+_MISS = object()
+
+
+class _Raised:
+    """A replay that raised: the same inputs raise the same error."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+
+@contextlib.contextmanager
+def replay_cache(enabled: bool) -> Iterator[None]:
+    """Turn the cache of op replays on or off within the block (on by default)."""
+    token = _CACHING.set(enabled)
+    try:
+        yield
+    finally:
+        _CACHING.reset(token)
+
+
+def _replays_of(mode: FakeTensorMode) -> dict:
+    """The replays made in ``mode``. Kept on the mode: a fake result belongs to the mode that
+    made it, and a deep copy of an exported program shares its mode."""
+    cache = mode.__dict__.get("_layoutopt_replays")
+    if cache is None:
+        cache = mode.__dict__["_layoutopt_replays"] = {}
+    return cache
+
+
+def forget_replays(gm: GraphModule) -> None:
+    """Drop the cached replays of ``gm``'s fake mode (a benchmark's cold start)."""
+    fake_mode_of(gm).__dict__.pop("_layoutopt_replays", None)
+
+
+def _tensor_key(t: torch.Tensor, first: int) -> tuple:
+    return (type(t), tuple(t.shape), tuple(t.stride()), t.storage_offset(), t.untyped_storage().nbytes(),
+            t.dtype, t.device, t.layout, t.requires_grad, t.is_conj(), t.is_neg(), first)
+
+
+def _replay_key(target: Any, args: tuple, kwargs: dict) -> tuple | None:
+    """Everything a replay reads: the op, each tensor's metadata (shape, strides, offset,
+    storage size, dtype, device; which arguments are one tensor) and every other argument by
+    type and value. None where the result could depend on more: ops that mutate an argument
+    (their result is that argument), symbolic sizes, fake tensors that carry constant values."""
+    overload = ops.aten_overload(target)
+    if isinstance(overload, torch._ops.OpOverload):
+        if overload._schema.is_mutable:
+            return None
+    elif target is not torch.empty_strided:
+        return None
+    leaves, spec = torch.utils._pytree.tree_flatten((args, kwargs))
+    seen: dict[int, int] = {}
+    parts: list[Any] = [target, spec]
+    for leaf in leaves:
+        if isinstance(leaf, torch.Tensor):
+            if getattr(leaf, "constant", None) is not None:
+                return None
+            first = seen.setdefault(id(leaf), len(seen))
+            parts.append(_tensor_key(leaf, first))
+        elif isinstance(leaf, (torch.SymInt, torch.SymFloat, torch.SymBool)):
+            return None
+        else:
+            try:
+                hash(leaf)
+            except TypeError:
+                return None
+            parts.append((type(leaf), leaf))
+    key = tuple(parts)
+    try:
+        hash(key)
+    except TypeError:  # a symbolic size or stride inside a tensor's metadata
+        return None
+    return key
+
+
 def run_fake(mode: FakeTensorMode, target: Any, args: tuple, kwargs: dict) -> Any:
+    """``target`` on fake tensors, the result cached by everything the replay reads
+    (``_replay_key``): repeated blocks replay the same ops on the same metadata.
+
+    A cached result is the same fake tensor object for every caller with that key; only its
+    metadata is read, never its identity."""
+    key = _replay_key(target, args, kwargs) if _CACHING.get() else None
+    if key is None:
+        return _run_fake(mode, target, args, kwargs)
+    cache = _replays_of(mode)
+    found = cache.get(key, _MISS)
+    if found is _MISS:
+        try:
+            found = _run_fake(mode, target, args, kwargs)
+        except Exception as exc:
+            found = _Raised(exc)
+        cache[key] = found
+    if isinstance(found, _Raised):
+        raise found.error.with_traceback(None)
+    return found
+
+
+def _run_fake(mode: FakeTensorMode, target: Any, args: tuple, kwargs: dict) -> Any:
     """``target`` on fake tensors; views get the strides eager gives them.
 
     Fake views can choose other strides than eager for size-1 dims, and eager's kernels

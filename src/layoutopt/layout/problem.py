@@ -210,7 +210,10 @@ class _Builder:
                            f"{len(info.reps)} labels kept: strides {label} not offered to consumers")
             return label
         info.reps[label] = fake
-        if len(info.reps) == 1 and distinct_layouts(info.shape) > 1:
+        # one layout but several labels (a 1x1 feature map): a free copy sets the size-1 strides
+        # that eager's next kernel reads to choose its memory format (an upsample, say)
+        restridable = 3 <= info.rank <= 5 and 1 in info.shape and info.rank - info.shape.count(1) >= 1
+        if len(info.reps) == 1 and (distinct_layouts(info.shape) > 1 or restridable):
             for order in conversion_orders(info.rank):
                 self._offer_conversion(info, order)
         return label

@@ -38,6 +38,8 @@ class Report:
     plan_mismatches: list[str] = field(default_factory=list)  # the graph differs from the solved plan
     # where a cap of the problem builder cut layouts or modes off: the bound is for what is left
     truncated: list[dict[str, str]] = field(default_factory=list)
+    # seconds per stage of optimize: export, prepare, measure, rewrite, problem, solve, materialize, verify
+    stage_seconds: dict[str, float] = field(default_factory=dict)
     # what the pictures are drawn from; not part of the JSON
     graph_before: GraphView | None = field(default=None, repr=False, compare=False)
     graph_after: GraphView | None = field(default=None, repr=False, compare=False)

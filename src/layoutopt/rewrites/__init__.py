@@ -7,6 +7,7 @@ from torch.export import ExportedProgram
 
 from ..errors import InputError
 from ..ir import ops
+from ..ir.propagate import refresh_meta
 from ..targets import Target
 from . import edge
 from .base import GraphEdit, Match, Reject, RewriteLog, Rule, run_rules
@@ -61,6 +62,11 @@ def rewrite(ep: ExportedProgram, target: Target, skip: "Sequence[str]" = (), pla
     if edit.edge:
         edge.spell(edit, lifted)
     edit.finish()
+    if log.applied:
+        # a rule recomputes the nodes it builds; the ones downstream keep strides that may now be
+        # stale (a 1x1 conv made a linear changes the size-1 strides of what follows), and eager's
+        # kernels read those strides, so the planner must see them as they now are
+        refresh_meta(ep.graph_module)
     return log
 
 
