@@ -58,7 +58,7 @@ def stock_result(name, flow, model, inputs, root, cache):
     out_dir = os.path.join(root, name, flow, "stock")
     if not cache or not flow.startswith("ethos-u"):
         return compile_flow(flow, model, inputs, False, out_dir)
-    folder = os.path.join(cache, executorch_version(), name, flow)
+    folder = os.path.join(cache, executorch_version(), name, flow, fingerprint(model, inputs))
     record = os.path.join(folder, "result.json")
     if os.path.exists(record):
         with open(record) as f:
@@ -74,6 +74,20 @@ def stock_result(name, flow, model, inputs, root, cache):
     with open(record, "w") as f:
         json.dump(result, f, indent=1, default=str)
     return result
+
+
+def fingerprint(model, inputs) -> str:
+    """A digest of the model's weights and the example inputs: a cached stock row is reused
+    only for the very same model."""
+    import hashlib
+
+    digest = hashlib.sha1()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().contiguous().cpu().numpy().tobytes())
+    for x in inputs:
+        digest.update(x.detach().contiguous().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def executorch_version() -> str:

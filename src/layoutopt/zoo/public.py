@@ -24,6 +24,7 @@ def hf(config_name: str, model_name: str, shape: tuple, **config) -> Callable:
     def make():
         import transformers
 
+        torch.manual_seed(0)  # the same weights and inputs on every call (benches compare runs)
         cfg = getattr(transformers, config_name)(**config)
         model = getattr(transformers, model_name)(cfg)
         return FirstOutput(model).eval(), (torch.randn(*shape),)
