@@ -72,7 +72,7 @@ def make_pass(records: list[dict] | None = None, skip_greedy: list[bool] | None 
     from torch.fx.passes.infra.pass_base import PassBase, PassResult
 
     from .arm_physical import write_plan
-    from .arm_plan import plan
+    from .arm_plan import narrow_innermost_cost, plan
 
     class PlanArmLayout(PassBase):
         """Place every permute of the Arm backend's graph exactly (bytes moved, minimal)."""
@@ -86,15 +86,17 @@ def make_pass(records: list[dict] | None = None, skip_greedy: list[bool] | None 
             ep = self.exported_program
             user_inputs = set(ep.graph_signature.user_inputs) if ep is not None else {
                 n.name for n in graph_module.graph.nodes if n.op == "placeholder"}
-            solved = plan(graph_module, user_inputs)
+            solved = plan(graph_module, user_inputs, run_cost=narrow_innermost_cost)
             # the backend's greedy propagation can still move permutes across ops this table
             # does not know; elsewhere it has nothing left to find
             skip_greedy[0] = not solved.unknown_ops
             changed = solved.solution.objective_bytes < solved.transpose_bytes_before
+            # the objective adds what ops pay for narrow layouts; the record keeps bytes apart
+            cost = solved.solution.objective_bytes if changed else solved.transpose_bytes_before
             record = {"transposes_before": solved.transposes_before,
                          "transpose_bytes_before": solved.transpose_bytes_before,
-                         "transpose_bytes_after": solved.solution.objective_bytes if changed
-                         else solved.transpose_bytes_before,
+                         "transpose_bytes_after": cost - solved.run_costs() if changed else cost,
+                         "cost_after": cost,
                          "lower_bound_bytes": solved.solution.lower_bound_bytes,
                          "solver_status": solved.solution.solver_status,
                          "applied": changed, "seconds": solved.solution.seconds,
@@ -113,7 +115,8 @@ def make_pass(records: list[dict] | None = None, skip_greedy: list[bool] | None 
 def arm_layout() -> Iterator[list[dict]]:
     """Within the block, every Arm backend lowering (Ethos-U, VGF) plans its layouts with
     layoutopt; the block gets a list of what was planned, one record per delegated partition
-    (``transposes_before``, ``transpose_bytes_before``/``_after``, ``lower_bound_bytes``,
+    (``transposes_before``, ``transpose_bytes_before``/``_after``, ``cost_after`` (bytes, plus what ops
+    pay for narrow layouts), ``lower_bound_bytes`` (of that cost),
     ``solver_status``, ``applied``)::
 
         with layoutopt.executorch.arm_layout() as planned:
