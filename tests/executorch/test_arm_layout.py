@@ -188,3 +188,16 @@ def test_pad_lists_follow_the_permuted_dims():
     # NCHW pads of W (1, 2) and H (3, 4), the tensor stored NHWC: C, then W, then H from the back
     assert _permuted_pad([1, 2, 3, 4], (0, 2, 3, 1)) == [0, 0, 1, 2, 3, 4]
     assert _permuted_pad([1, 2], (0, 1, 2, 3)) == [1, 2]
+
+
+def test_narrow_innermost_layouts_cost_a_transpose():
+    from layoutopt.executorch.arm_plan import narrow_innermost_cost
+    from layoutopt.layout.problem import ValueInfo
+
+    image = ValueInfo(("x", -1), (1, 3, 224, 224), 150_528)
+    assert narrow_innermost_cost(image, (0, 2, 3, 1)) == 150_528  # 3 channels innermost
+    assert narrow_innermost_cost(image, (0, 1, 2, 3)) == 0
+    features = ValueInfo(("y", -1), (1, 32, 56, 56), 100_352)
+    assert narrow_innermost_cost(features, (0, 2, 3, 1)) == 0  # 32 channels innermost: a full brick
+    column = ValueInfo(("z", -1), (1, 16, 4, 1), 64)
+    assert narrow_innermost_cost(column, (0, 3, 1, 2)) == 0  # already narrow as it stands
