@@ -133,12 +133,25 @@ class Random(nn.Module):
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @example((3, (2, 1, 0), (1, 2, 1), (1, 1, 1), "cat", 0, None))  # a concat's output read as it is
 @example((2, (1, 0), (1, 1), (1, 1), "cat", 0, (0, 1)))  # ... after an identity permute
+@example((5, (1, 0, 2, 3, 4), (2, 1, 1, 1, 1), (1, 1, 1, 1, 1), "cat", 0, (0, 1, 2, 4, 3)))  # size-1 dims grown
 def test_any_shared_permute_moves_past_the_join_bit_exactly(case):
     rank, p, shape, other, kind, dim, back = case
     inputs = (torch.randn(shape), torch.randn(shape if kind == "cat" else other))
     r = check_plan(Random(p, kind, dim, back), inputs, target="xnnpack", exact=True)
     meets_a_permute = back is not None and back != tuple(range(rank))  # an identity permute is removed
+    if any("its input permutes only move size-1 dims" in d["reason"] for d in r.report.declined):
+        return  # declined: the permutes stay where they are free (the plan's bound is checked above)
     assert permutes(r.program) <= (1 if meets_a_permute or kind != "cat" else 2)
+
+
+def test_declined_when_the_concatenation_grows_the_size_1_dims_its_permutes_move():
+    case = Random((1, 0, 2, 3, 4), "cat", 0, (0, 1, 2, 4, 3))
+    r = check_plan(case, (torch.randn(2, 1, 1, 1, 1), torch.randn(2, 1, 1, 1, 1)), target="xnnpack",
+                   before=0, after=0, exact=True)
+    assert RULE not in r.report.rewrites
+    assert [d["reason"] for d in r.report.declined if d["node"] == "cat"] == [
+        f"{RULE}: its input permutes only move size-1 dims, which the concatenation makes larger: after it the permute "
+        "would move bytes"]
 
 
 def test_idempotent():

@@ -16,7 +16,8 @@ when at least two inputs are permuted: its output is laid out like its inputs ei
 where a concatenation writes a dense output, gathering its permuted inputs for free, that a
 permute after it would make strided again. Declined: a permuted input another op also reads (its permute would
 stay and a second one be added), inputs permuted differently, a constant another op also
-reads (re-laying it out would change what that reader sees).
+reads (re-laying it out would change what that reader sees), and a concatenation whose input
+permutes only move size-1 dims that it makes larger (the permute after it would move bytes).
 """
 from __future__ import annotations
 
@@ -25,10 +26,16 @@ from torch.fx import Node
 
 from ..ir import ops
 from ..ir.access import fake_value
+from ..layout.perm import identity_order, layout_key, order_after_permute
 from .base import GraphEdit, Match, Reject, Rule
 from .fuse_permute_chains import as_perm
 
 aten = ops.aten
+
+
+def _moves_bytes(p, shape: tuple[int, ...]) -> bool:
+    """Whether ``permute(x, p)`` with the result of shape ``shape`` reorders memory."""
+    return layout_key(shape, order_after_permute(identity_order(p.rank), p)) != layout_key(shape, identity_order(p.rank))
 
 
 def _tensor_operands(node: Node) -> list[tuple[int, Node]]:
@@ -70,6 +77,10 @@ class PermuteThroughJoin(Rule):
             return None  # worth it only where the permute meets the next one (see the module doc)
         if any(len(dict(operands)[i].users) != 1 for i in permuted):
             return self.reject(node, "a permuted input is also read by another op")
+        if ops.packet_of(node) in (aten.cat, aten.concat) and _moves_bytes(p, tuple(out.shape)) and not any(
+                _moves_bytes(p, tuple(fake_value(dict(operands)[i]).shape)) for i in permuted):
+            return self.reject(node, "its input permutes only move size-1 dims, which the concatenation makes "
+                                     "larger: after it the permute would move bytes")
         if any(len(c.users) != 1 for c in constants):
             return self.reject(node, "a constant input is also read by another op")
         return Match(node, {"perm": p, "permuted": permuted, "constants": constants})
