@@ -71,8 +71,8 @@ def make_pass(records: list[dict] | None = None, skip_greedy: list[bool] | None 
     skip_greedy = skip_greedy if skip_greedy is not None else [False]
     from torch.fx.passes.infra.pass_base import PassBase, PassResult
 
-    from .arm_physical import write_plan
-    from .arm_plan import narrow_innermost_cost, plan
+    from .arm_physical import plan_and_write
+    from .arm_plan import narrow_innermost_cost
 
     class PlanArmLayout(PassBase):
         """Place every permute of the Arm backend's graph exactly (bytes moved, minimal)."""
@@ -83,30 +83,15 @@ def make_pass(records: list[dict] | None = None, skip_greedy: list[bool] | None 
             self.__name__ = type(self).__name__  # how the pass manager names passes
 
         def call(self, graph_module):
-            ep = self.exported_program
-            user_inputs = set(ep.graph_signature.user_inputs) if ep is not None else {
-                n.name for n in graph_module.graph.nodes if n.op == "placeholder"}
-            solved = plan(graph_module, user_inputs, run_cost=narrow_innermost_cost)
+            solved, record = plan_and_write(graph_module, self.exported_program, run_cost=narrow_innermost_cost)
             # the backend's greedy propagation can still move permutes across ops this table
             # does not know; elsewhere it has nothing left to find
             skip_greedy[0] = not solved.unknown_ops
-            changed = solved.solution.objective_bytes < solved.transpose_bytes_before
-            # the objective adds what ops pay for narrow layouts; the record keeps bytes apart
-            cost = solved.solution.objective_bytes if changed else solved.transpose_bytes_before
-            record = {"transposes_before": solved.transposes_before,
-                         "transpose_bytes_before": solved.transpose_bytes_before,
-                         "transpose_bytes_after": cost - solved.run_costs() if changed else cost,
-                         "cost_after": cost,
-                         "lower_bound_bytes": solved.solution.lower_bound_bytes,
-                         "solver_status": solved.solution.solver_status,
-                         "applied": changed, "seconds": solved.solution.seconds,
-                         "unknown_ops": solved.unknown_ops,
-                         "greedy_propagation": "skipped" if skip_greedy[0] else "ran"}
+            record.update(unknown_ops=solved.unknown_ops,
+                          greedy_propagation="skipped" if skip_greedy[0] else "ran")
             if records is not None:
                 records.append(record)
-            if changed:
-                write_plan(graph_module, ep, solved)
-            return PassResult(graph_module, changed)
+            return PassResult(graph_module, record["applied"])
 
     return PlanArmLayout()
 

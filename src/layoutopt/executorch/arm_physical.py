@@ -176,3 +176,29 @@ def write_plan(gm: GraphModule, ep: ExportedProgram | None, plan: ArmPlan) -> No
             writer.visit(node)
     writer.finish()
     gm.graph.lint()
+
+
+def plan_and_write(gm: GraphModule, ep: ExportedProgram | None, **plan_kwargs) -> tuple:
+    """Plan ``gm`` (``arm_plan.plan`` with ``plan_kwargs``) and write the plan back when it
+    moves fewer bytes than the graph as it stands. Returns the plan and a record of it:
+    ``transposes_before``, ``transpose_bytes_before``/``_after``, ``cost_after`` (the bytes
+    plus what ops pay for their layouts), ``lower_bound_bytes`` (of that cost),
+    ``solver_status``, ``applied``, ``seconds``."""
+    from .arm_plan import plan
+
+    user_inputs = set(ep.graph_signature.user_inputs) if ep is not None else {
+        n.name for n in gm.graph.nodes if n.op == "placeholder"}
+    solved = plan(gm, user_inputs, **plan_kwargs)
+    changed = solved.solution.objective_bytes < solved.transpose_bytes_before
+    cost = solved.solution.objective_bytes if changed else solved.transpose_bytes_before
+    record = {"transposes_before": solved.transposes_before,
+              "transpose_bytes_before": solved.transpose_bytes_before,
+              "transpose_bytes_after": cost - solved.run_costs() if changed else cost,
+              "cost_after": cost,
+              "lower_bound_bytes": solved.solution.lower_bound_bytes,
+              "solver_status": solved.solution.solver_status,
+              "applied": changed, "seconds": solved.solution.seconds}
+    if changed:
+        write_plan(gm, ep, solved)
+    return solved, record
+

@@ -89,8 +89,7 @@ def make_pass_class(records: list[dict] | None = None) -> type:
     ExportedProgram it lowers); each run appends what it planned to ``records``."""
     from torch.fx.passes.infra.pass_base import PassBase, PassResult
 
-    from .arm_physical import write_plan
-    from .arm_plan import plan
+    from .arm_physical import plan_and_write
 
     class PlanCortexMLayout(PassBase):
         """Place every permute of the Cortex-M explicit-layout graph exactly (bytes moved, minimal)."""
@@ -100,26 +99,15 @@ def make_pass_class(records: list[dict] | None = None) -> type:
             self.exported_program = exported_program
 
         def call(self, graph_module: GraphModule) -> PassResult:
-            ep = self.exported_program
-            user_inputs = set(ep.graph_signature.user_inputs) if ep is not None else {
-                n.name for n in graph_module.graph.nodes if n.op == "placeholder"}
             split = _split_to_slices(graph_module) | _drop_contiguous_copies(graph_module)
-            solved = plan(graph_module, user_inputs, element_bytes, kind_of=ops.cortex_m_kind)
-            changed = solved.solution.objective_bytes < solved.transpose_bytes_before
-            record = {"transposes_before": solved.transposes_before,
-                      "transpose_bytes_before": solved.transpose_bytes_before,
-                      "transpose_bytes_after": solved.solution.objective_bytes if changed
-                      else solved.transpose_bytes_before,
-                      "lower_bound_bytes": solved.solution.lower_bound_bytes,
-                      "solver_status": solved.solution.solver_status,
-                      "applied": changed, "seconds": solved.solution.seconds}
+            _, record = plan_and_write(graph_module, self.exported_program, element_bytes=element_bytes,
+                                       kind_of=ops.cortex_m_kind)
             if records is not None:
                 records.append(record)
+            changed = record["applied"] or split
             if changed:
-                write_plan(graph_module, ep, solved)
-            if changed or split:
                 graph_module.recompile()
-            return PassResult(graph_module, changed or split)
+            return PassResult(graph_module, changed)
 
     return PlanCortexMLayout
 
