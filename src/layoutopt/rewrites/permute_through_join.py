@@ -81,6 +81,12 @@ class PermuteThroughJoin(Rule):
                 _moves_bytes(p, tuple(fake_value(dict(operands)[i]).shape)) for i in permuted):
             return self.reject(node, "its input permutes only move size-1 dims, which the concatenation makes "
                                      "larger: after it the permute would move bytes")
+        if ops.packet_of(node) in (aten.cat, aten.concat):
+            q = as_perm(next(iter(node.users)))
+            after = q.apply(tuple(out.shape))
+            if _moves_bytes(p.then(q), after) and not _moves_bytes(q, after):
+                return self.reject(node, "the concatenation gathers its permuted inputs for free and the permute "
+                                         "after it moves no bytes; merged, they would")
         if any(len(c.users) != 1 for c in constants):
             return self.reject(node, "a constant input is also read by another op")
         return Match(node, {"perm": p, "permuted": permuted, "constants": constants})
