@@ -9,8 +9,12 @@ Per model and flow, stock (``optimize=False``) and layoutopt (``optimize=True``)
               excluded), and whether both TOSA files compute the same outputs bit for bit in the
               TOSA reference model (seeded int8 inputs over the whole range)
   Cortex-M    convolutions/linears lowered to CMSIS-NN kernels, float ones left, cortex_m
-              transposes and the bytes they move (the .pte needs Cortex-M kernels to run, so
-              they are counted), lowering seconds (quantization excluded)
+              transposes and the bytes they move, layout copies left to portable kernels
+              (float permutes, dim-order clones) and their bytes (the .pte needs Cortex-M
+              kernels to run, so they are counted in the lowered program), lowering seconds
+              (quantization excluded); stock is the backend's default pass list, and the
+              backend's explicit-layout pipeline without layoutopt is a third column
+              ("explicit") whose int8 outputs layoutopt's program must reproduce
   XNNPACK     median run time of the .pte through ExecuTorch's Python runtime, the two programs
               timed in the same process with interleaved repetitions; max abs diff to eager
 """
@@ -34,7 +38,7 @@ from common import write_json  # noqa: E402
 from models import EXECUTORCH, SLOW  # noqa: E402
 
 from layoutopt.errors import LayoutoptError  # noqa: E402
-from layoutopt.executorch import FLOWS, compile_flow, xnnpack  # noqa: E402
+from layoutopt.executorch import FLOWS, compile_cortex_m, compile_flow, xnnpack  # noqa: E402
 from layoutopt.executorch.figures import figures  # noqa: E402
 
 #: the figures where layoutopt must never lose, and which way is better
@@ -109,6 +113,12 @@ def run(name, flow, reps, root, cache=None):
         row["reference"] = compare(stock["tosa_files"], ours["tosa_files"])
         row["layoutopt"]["TOSA reference"] = row["stock"]["TOSA reference"] = verdict(row["reference"])
         row["arm_layout"] = ours["arm_layout"]
+    if flow == "cortex-m":
+        explicit = compile_cortex_m(model, inputs, optimize=False, explicit_layout=True,
+                                    out_dir=os.path.join(root, name, flow, "explicit"))
+        row["explicit"] = figures(explicit)
+        row["layoutopt"]["outputs vs explicit"] = row["stock"]["outputs vs explicit"] = same_outputs(
+            explicit["outputs"], ours["outputs"])
     if flow == "xnnpack":
         expected = model(*inputs)
         expected = expected[0] if isinstance(expected, (tuple, list)) else expected
@@ -120,7 +130,24 @@ def run(name, flow, reps, root, cache=None):
     return row
 
 
+def same_outputs(expected, got) -> str:
+    """"bit-exact"; "float rounding" where only float ops reading the same int8 values differ (a
+    float reduction summed in another order); else how far apart two lowered programs' outputs
+    are (largest difference, and the share of equal elements)."""
+    diffs = [(a - b).abs().flatten() for a, b in zip(expected, got)]
+    if all(not d.any() for d in diffs):
+        return "bit-exact"
+    d = torch.cat(diffs)
+    scale = float(torch.cat([a.abs().flatten() for a in expected]).max())
+    if float(d.max()) <= 1e-5 * scale:
+        return f"float rounding (max diff {float(d.max()):.2g})"
+    return f"max diff {float(d.max()):.3g} ({float((d == 0).float().mean()) * 100:.1f} % equal)"
+
+
 def cell(row, key):
+    if key.endswith("(explicit)"):
+        value = row.get("explicit", {}).get(key.removesuffix(" (explicit)"))
+        return "-" if value is None else f"{value:,}"
     a, b = row["stock"].get(key), row["layoutopt"].get(key)
     if a is None:
         return "-"
@@ -135,7 +162,8 @@ COLUMNS = {
     "ethos-u": ["TOSA TRANSPOSE", "Vela cycles total", "Vela NPU cycles", "Vela Transpose cycles", "SRAM bytes",
                 "flash bytes", "CPU ops", "lowering seconds", "TOSA reference"],
     "cortex-m": ["CMSIS-NN conv/linear kernels", "float conv/linear left", "cortex_m transposes",
-                 "cortex_m transpose bytes", "lowering seconds"],
+                 "cortex_m transpose bytes", "portable layout copies", "portable copy bytes", "lowering seconds",
+                 "cortex_m transposes (explicit)", "portable layout copies (explicit)", "outputs vs explicit"],
     "xnnpack": ["median ms", "delegated partitions", "CPU ops", "max abs diff to eager"],
 }
 

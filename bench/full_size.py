@@ -1,9 +1,11 @@
 """Public architectures at their published widths and usual resolutions, random weights.
 
 ShuffleNetV2 x1.0 and MobileNetV3-Small are written here from their papers' tables (Ma et al.
-2018, Table 5; Howard et al. 2019, Table 2), since torchvision does not import beside the CPU
-build of torch on these machines; ConvNeXt-Tiny, ViT-Tiny/16 and MobileNetV2 are Hugging Face
-``transformers`` classes from configs of those sizes.
+2018, Table 5; Howard et al. 2019, Table 2) and Wav2Letter from its paper (Collobert et al. 2016,
+the raw-waveform network), since neither torchvision nor torchaudio imports beside the CPU build
+of torch on these machines; ConvNeXt-Tiny, ViT-Tiny/16 and MobileNetV2 are Hugging Face
+``transformers`` image classifiers from configs of those sizes (1,000 classes, logits out, as
+torchvision's models; the ``*_backbone`` entries return the last feature map instead).
 """
 from __future__ import annotations
 
@@ -111,6 +113,27 @@ class MobileNetV3Small(nn.Module):
         return self.classifier(self.features(x).mean((2, 3)))
 
 
+class Wav2Letter(nn.Module):
+    """Wav2Letter on the raw waveform: a strided conv1d front end (250 taps, stride 160: 10 ms
+    frames of 16 kHz audio), a stride-2 layer, seven 7-tap layers, a 32-tap layer to 2,000
+    channels and two pointwise layers, ReLU after each; letter scores per frame out."""
+
+    def __init__(self, classes=40):
+        super().__init__()
+        spec = [(1, 250, 250, 160), (250, 250, 48, 2), *[(250, 250, 7, 1)] * 7, (250, 2000, 32, 1),
+                (2000, 2000, 1, 1), (2000, classes, 1, 1)]
+        self.layers = nn.Sequential(*(nn.Sequential(nn.Conv1d(cin, cout, k, s, (k - s) // 2), nn.ReLU(inplace=True))
+                                      for cin, cout, k, s in spec))
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+def _wav2letter() -> tuple:
+    torch.manual_seed(0)
+    return Wav2Letter().eval(), (torch.randn(1, 1, 16000),)  # one second at 16 kHz
+
+
 def _vision(cls, size=224) -> Callable:
     def make():
         torch.manual_seed(0)
@@ -122,9 +145,12 @@ def _vision(cls, size=224) -> Callable:
 FULL: dict[str, Callable] = {
     "shufflenet_v2_x1_0": _vision(ShuffleNetV2),
     "mobilenet_v3_small": _vision(MobileNetV3Small),
-    "mobilenet_v2": hf("MobileNetV2Config", "MobileNetV2Model", (1, 3, 224, 224)),
-    "convnext_tiny": hf("ConvNextConfig", "ConvNextModel", (1, 3, 224, 224)),
-    "vit_tiny_16": hf("ViTConfig", "ViTModel", (1, 3, 224, 224), hidden_size=192, num_hidden_layers=12,
-                      num_attention_heads=3, intermediate_size=768),
+    "mobilenet_v2": hf("MobileNetV2Config", "MobileNetV2ForImageClassification", (1, 3, 224, 224), num_labels=1000),
+    "convnext_tiny": hf("ConvNextConfig", "ConvNextForImageClassification", (1, 3, 224, 224), num_labels=1000),
+    "vit_tiny_16": hf("ViTConfig", "ViTForImageClassification", (1, 3, 224, 224), hidden_size=192,
+                      num_hidden_layers=12, num_attention_heads=3, intermediate_size=768, num_labels=1000),
+    "wav2letter": _wav2letter,
+    "mobilenet_v2_backbone": hf("MobileNetV2Config", "MobileNetV2Model", (1, 3, 224, 224)),
+    "convnext_tiny_backbone": hf("ConvNextConfig", "ConvNextModel", (1, 3, 224, 224)),
     "mobilevit_small": hf("MobileViTConfig", "MobileViTModel", (1, 3, 256, 256)),
 }

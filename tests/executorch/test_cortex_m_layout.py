@@ -11,6 +11,7 @@ from torch import nn
 
 pytest.importorskip("executorch.backends.cortex_m")
 
+from layoutopt.errors import InputError  # noqa: E402
 from layoutopt.executorch import _prepare, compile_cortex_m  # noqa: E402
 from layoutopt.executorch.cortex_m_layout import pass_list  # noqa: E402
 from layoutopt.executorch.stages import quantize  # noqa: E402
@@ -73,6 +74,33 @@ def test_shuffle_units(tmp_path):
     (planned,) = ours["cortex_m_layout"]
     assert planned["applied"] and planned["solver_status"] == "optimal"
     assert planned["transpose_bytes_after"] == planned["lower_bound_bytes"] < planned["transpose_bytes_before"]
+
+
+def test_the_explicit_pipeline_alone_is_a_third_flow(tmp_path):
+    """``optimize=False, explicit_layout=True``: ExecuTorch's explicit-layout pipeline without
+    layoutopt, whose int8 outputs the planned program reproduces bit for bit (the conv1d stack
+    has no rewrite before quantization, so only data moves); on shuffle units it leaves more
+    transposes than the plan."""
+    explicit = compile_cortex_m(*conv1d_stack(), optimize=False, explicit_layout=True, out_dir=tmp_path / "e")
+    ours = compile_cortex_m(*conv1d_stack(), optimize=True, out_dir=tmp_path / "ours")
+    assert explicit["pipeline"] == ours["pipeline"] == "explicit-layout"
+    assert explicit["layoutopt"] is None and explicit["cortex_m_layout"] is None
+    assert explicit["float_compute_ops"] == {} and explicit["portable_copies"] == 0
+    assert explicit["cortex_m_transposes"] == ours["cortex_m_transposes"] == 1
+    assert torch.equal(explicit["outputs"][0], ours["outputs"][0])
+    explicit = compile_cortex_m(*shuffle_units(), optimize=False, explicit_layout=True, out_dir=tmp_path / "s")
+    assert explicit["compute_kernels"] == 8 and explicit["cortex_m_transposes"] == 10  # the plan: 2
+    with pytest.raises(InputError, match="explicit-layout pipeline"):
+        compile_cortex_m(*conv1d_stack(), optimize=True, explicit_layout=False, out_dir=tmp_path / "x")
+
+
+def test_legacy_float_permutes_are_counted_as_portable_copies(tmp_path):
+    stock = compile_cortex_m(*shuffle_units(), optimize=False, out_dir=tmp_path)
+    # the legacy list leaves the float shuffles' permutes to portable kernels
+    assert stock["pipeline"] == "legacy"
+    assert stock["portable_copies"] == stock["ops"].get("aten.permute_copy", 0) + stock["ops"].get(
+        "dim_order_ops._clone_dim_order", 0) > 0
+    assert stock["portable_copy_bytes"] > 0
 
 
 def test_squeeze_excite(tmp_path):

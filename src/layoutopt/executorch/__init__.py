@@ -122,19 +122,26 @@ def compile_xnnpack(model, example_inputs: Sequence[Any], optimize: bool = True,
 
 
 def compile_cortex_m(model, example_inputs: Sequence[Any], optimize: bool = True, out_dir: "str | Path" = "out",
-                     calibration: Sequence[tuple] | None = None) -> dict:
+                     calibration: Sequence[tuple] | None = None, explicit_layout: bool | None = None) -> dict:
     """Quantize with the CMSIS-NN quantizer and lower to ``cortex_m::`` kernels (with
-    ``optimize``: the backend's explicit-layout pipeline, permutes placed by layoutopt).
-    Returns the lowered program's ops, how many are CMSIS-NN kernels (``compute_kernels`` for
-    convolutions and linears), the float compute ops left over, the ``cortex_m`` transposes
-    and the bytes they move, ``lower_seconds`` and ``cortex_m_layout`` (what the pass planned)."""
+    ``optimize``: the backend's explicit-layout pipeline, permutes placed by layoutopt; without,
+    the backend's default pass list, or its explicit-layout pipeline untouched when
+    ``explicit_layout``). Returns the lowered program's ops, how many are CMSIS-NN kernels
+    (``compute_kernels`` for convolutions and linears), the float compute ops left over, the
+    ``cortex_m`` transposes and the bytes they move, the layout copies left to portable kernels
+    (``portable_copies``, ``portable_copy_bytes``), ``outputs`` (the lowered program run on the
+    example inputs), ``lower_seconds`` and ``cortex_m_layout`` (what the pass planned)."""
     from . import cortex_m
 
+    if optimize and explicit_layout is False:
+        raise InputError("layoutopt plans Cortex-M layouts in the explicit-layout pipeline; "
+                         "explicit_layout=False needs optimize=False")
     start = time.perf_counter()
     program, inputs, out, report = _prepare(model, example_inputs, "cortex-m", "cortex-m", optimize, out_dir)
-    pipeline = "explicit-layout" if optimize else "legacy"
     try:
-        figures = cortex_m.build(program, inputs, out, calibration, plan_layout=optimize)
+        figures = cortex_m.build(program, inputs, out, calibration, plan_layout=optimize,
+                                 explicit_layout=optimize or bool(explicit_layout))
+        pipeline = figures.pop("pipeline")
     except CompileError as exc:
         if not optimize or "ValidateCortexMExplicitLayoutPass" not in str(exc):
             raise
@@ -143,6 +150,7 @@ def compile_cortex_m(model, example_inputs: Sequence[Any], optimize: bool = True
         program, inputs, out, report = _prepare(model, example_inputs, "cortex-m", "cortex-m", optimize, out_dir,
                                                 plan=True, skip_rules=())
         figures = cortex_m.build(program, inputs, out, calibration, plan_layout=False)
+        figures.pop("pipeline")
         pipeline = f"legacy (the explicit-layout pipeline refused the program: {exc})"
     return {"backend": "cortex-m", "target": "cortex-m", "optimized": optimize, "pipeline": pipeline, **figures,
             "layoutopt": report, "seconds": time.perf_counter() - start}

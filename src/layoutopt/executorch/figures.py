@@ -46,6 +46,8 @@ ROWS: dict[str, list[Row]] = {
         ("float conv/linear left", lambda r: _ops(r["float_compute_ops"])),
         ("cortex_m transposes", lambda r: r["cortex_m_transposes"]),
         ("cortex_m transpose bytes", lambda r: r["cortex_m_transpose_bytes"]),
+        ("portable layout copies", lambda r: r["portable_copies"]),
+        ("portable copy bytes", lambda r: r["portable_copy_bytes"]),
         ("cortex_m kernels", lambda r: r["cortex_m_kernels"]),
         ("lowering seconds", lambda r: round(r["lower_seconds"], 1)),
         ("ops in the program", lambda r: _ops(r["ops"])),
