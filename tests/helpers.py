@@ -73,9 +73,9 @@ def assert_rewrite(model, inputs, rule, *, before, after=None, applied=None, rea
     point on a copy, as ``layoutopt.rewrites.rewrite`` runs its rules, and assert:
 
     * op counts (``aten.conv2d.default`` style names): each op in ``before`` has that count in
-      the exported program, each op in ``after`` that count in the rewritten one, and any op
-      named in neither the same count in both, so the two dicts state the histogram's whole
-      change (``after`` defaults to ``before``: a rule that must leave the graph alone);
+      the exported program, each op in ``after`` that count in the rewritten one, and every op
+      not in ``after`` the count it had: ``after`` states the histogram's whole change (none
+      when omitted, as for a rule that must leave the graph alone);
     * what the rule did: with ``reason``, it declined with a reason containing that text,
       applied nothing, and the graph (its dataflow, op by op) and constants are unchanged; with
       ``applied=0``, it applied nothing, declined nothing, and changed nothing; otherwise it
@@ -92,12 +92,12 @@ def assert_rewrite(model, inputs, rule, *, before, after=None, applied=None, rea
     counts_before = op_counts(source)
     program = copy.deepcopy(source)
     refresh_meta(program.graph_module)  # eager's strides, as the pipeline starts from
-    shape_before = _dataflow(program)
+    shape_before = dataflow(program)
 
     log = run_alone(program, rule)
     counts_after = op_counts(program)
     summary = f"applied {dict(log.applied)}, rejects {[r.reason for r in log.rejects]}"
-    changed = shape_before != _dataflow(program)
+    changed = shape_before != dataflow(program)
     if reason is not None:
         reasons = [r.reason for r in log.rejects if r.rule == rule.name]
         assert any(reason in r for r in reasons), f"no reject containing {reason!r}: {summary}"
@@ -114,7 +114,7 @@ def assert_rewrite(model, inputs, rule, *, before, after=None, applied=None, rea
             assert log.applied[rule.name] >= 1, summary
         else:
             assert log.applied[rule.name] == applied, summary
-    _assert_counts(counts_before, counts_after, before, before if after is None else after)
+    _assert_counts(counts_before, counts_after, before, after or {})
 
     program.graph.lint()
     _assert_meta(program)
@@ -129,10 +129,10 @@ def assert_rewrite(model, inputs, rule, *, before, after=None, applied=None, rea
     else:
         assert check.max_abs_diff <= atol, f"outputs differ: max abs diff {check.max_abs_diff} > {atol}"
 
-    settled = _dataflow(program)
+    settled = dataflow(program)
     again = run_alone(program, rule)
     assert not again.applied, f"not idempotent: a second run applied {dict(again.applied)}"
-    assert _dataflow(program) == settled, "not idempotent: a second run changed the graph"
+    assert dataflow(program) == settled, "not idempotent: a second run changed the graph"
     return Rewritten(source, program, log)
 
 
@@ -176,9 +176,8 @@ def _assert_counts(counts_before: Counter, counts_after: Counter, before: dict, 
     for side, counts, want in (("before", counts_before, before), ("after", counts_after, after)):
         got = {op: counts[op] for op in want}
         assert got == dict(want), f"op counts {side}: {got} != {dict(want)}; all: {dict(counts)}"
-    others = {op for op in counts_before | counts_after if op not in before and op not in after
-              and counts_before[op] != counts_after[op]}
-    assert not others, "ops not named changed count: " + ", ".join(
+    others = {op for op in counts_before | counts_after if op not in after and counts_before[op] != counts_after[op]}
+    assert not others, "ops not in `after` changed count: " + ", ".join(
         f"{op} {counts_before[op]} -> {counts_after[op]}" for op in sorted(others))
 
 
@@ -196,12 +195,15 @@ def _shapes(value):
     return value
 
 
-def _dataflow(program: ExportedProgram) -> Counter:
+_SUBGRAPHS: dict[tuple, int] = {}  # interned across programs: one id, one subgraph, in any program
+
+
+def dataflow(program: ExportedProgram) -> Counter:
     """The graph as a multiset of nodes, each named by its op, its constant arguments and the
     nodes it reads (recursively), not by its name or place: equal for two graphs that compute the
     same thing the same way, whatever the names and order an edit (or an edge lift) gave them."""
     ids: dict[Node, int] = {}
-    table: dict[tuple, int] = {}
+    table = _SUBGRAPHS
 
     def freeze(arg):
         if isinstance(arg, Node):
@@ -218,7 +220,9 @@ def _dataflow(program: ExportedProgram) -> Counter:
         elif node.op == "get_attr":
             key = ("get_attr", str(node.target))
         else:
-            target = ops.op_name(node.target) if node.op == "call_function" else str(node.target)
+            # the op's type too: an edge op and the ATen op it wraps have one name
+            target = (type(node.target).__name__, ops.op_name(node.target) if node.op == "call_function"
+                      else str(node.target))
             key = (node.op, target, freeze(node.args), freeze(dict(node.kwargs)))
         ids[node] = table.setdefault(key, len(table))
     return Counter(ids.values())
