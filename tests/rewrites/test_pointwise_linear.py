@@ -74,6 +74,26 @@ def test_in_an_edge_program_the_decomposed_linear_becomes_a_convolution(form):
                           "aten.convolution.default": 1}, applied=1, exact=False)
 
 
+def test_in_an_edge_program_a_declined_linear_is_put_back_as_it_was():
+    # lifted to one linear for the rule, then restored: the same ops reading the same values
+    assert_rewrite(Pointwise("permute").eval(), x4(c=8, h=8, w=5), RULE, dialect="edge",
+                   before={"aten.bmm.default": 1, "aten.permute_copy.default": 3},
+                   reason="several axes have the size of the channel axis")
+
+
+def test_in_an_edge_program_linears_that_are_not_candidates_are_put_back_as_they_were():
+    class Mlp(nn.Module):  # matmul's batched form and a 2-D addmm
+        def __init__(self):
+            super().__init__()
+            self.a, self.head = nn.Linear(6, 5), nn.Linear(5 * 4, 3)
+
+        def forward(self, x):
+            return self.head(torch.relu(self.a(x.transpose(1, 2))).flatten(1))
+
+    assert_rewrite(Mlp().eval(), (torch.randn(2, 6, 4),), RULE, dialect="edge",
+                   before={"aten.bmm.default": 1, "aten.addmm.default": 1}, applied=0)
+
+
 def test_rejects_ambiguous_channel_axis():
     assert_rewrite(Pointwise().eval(), x4(c=8, h=8, w=5), RULE, before=FORMS["permute"],
                    reason="several axes have the size of the channel axis")
