@@ -92,12 +92,12 @@ def assert_rewrite(model, inputs, rule, *, before, after=None, applied=None, rea
     counts_before = op_counts(source)
     program = copy.deepcopy(source)
     refresh_meta(program.graph_module)  # eager's strides, as the pipeline starts from
-    shape_before = dataflow(program)
+    flow_before = dataflow(program)
 
     log = run_alone(program, rule)
     counts_after = op_counts(program)
     summary = f"applied {dict(log.applied)}, rejects {[r.reason for r in log.rejects]}"
-    changed = shape_before != dataflow(program)
+    changed = flow_before != dataflow(program)
     if reason is not None:
         reasons = [r.reason for r in log.rejects if r.rule == rule.name]
         assert any(reason in r for r in reasons), f"no reject containing {reason!r}: {summary}"
@@ -117,7 +117,6 @@ def assert_rewrite(model, inputs, rule, *, before, after=None, applied=None, rea
     _assert_counts(counts_before, counts_after, before, after or {})
 
     program.graph.lint()
-    _assert_meta(program)
     if getattr(program, "dialect", "ATEN") == "EDGE":
         for node in program.graph.nodes:
             if node.op == "call_function" and node.target is not operator.getitem:
@@ -148,7 +147,10 @@ def run_alone(program: ExportedProgram, rule) -> RewriteLog:
     edit.finish()
     # the rule recomputes the nodes it builds; record their shapes and dtypes before the refresh,
     # which recomputes every node from its inputs, so a stale ``meta["val"]`` shows
-    stated = {n.name: _shapes(n.meta.get("val")) for n in program.graph.nodes if n.op == "call_function"}
+    calls = [n for n in program.graph.nodes if n.op == "call_function"]
+    missing = [n.name for n in calls if n.meta.get("val") is None]
+    assert not missing, f"no meta['val'] on {missing}"
+    stated = {n.name: _shapes(n.meta["val"]) for n in calls}
     refresh_meta(program.graph_module)
     replayed = {n.name: _shapes(n.meta.get("val")) for n in program.graph.nodes if n.op == "call_function"}
     stale = {name: (stated[name], replayed[name]) for name in stated if stated[name] != replayed[name]}
@@ -179,12 +181,6 @@ def _assert_counts(counts_before: Counter, counts_after: Counter, before: dict, 
     others = {op for op in counts_before | counts_after if op not in after and counts_before[op] != counts_after[op]}
     assert not others, "ops not in `after` changed count: " + ", ".join(
         f"{op} {counts_before[op]} -> {counts_after[op]}" for op in sorted(others))
-
-
-def _assert_meta(program: ExportedProgram) -> None:
-    for node in program.graph.nodes:
-        if node.op == "call_function":
-            assert node.meta.get("val") is not None, f"{node.name} has no meta['val']"
 
 
 def _shapes(value):

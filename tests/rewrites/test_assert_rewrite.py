@@ -6,6 +6,7 @@ from torch import nn
 
 from helpers import assert_rewrite, dataflow
 from layoutopt.rewrites import ComposePermutes, FoldConstantPermute
+from layoutopt.rewrites.base import GraphEdit
 
 PERMUTE, MUL = "aten.permute.default", "aten.mul.Tensor"
 
@@ -68,3 +69,34 @@ def test_the_dataflow_sees_an_argument_or_an_edge_change_but_not_names():
     assert dataflow(program((0, 2, 1))) == dataflow(program((0, 2, 1)))
     assert dataflow(program((0, 2, 1))) != dataflow(program((1, 0, 2)))
     assert dataflow(program((0, 2, 1))) != dataflow(program((0, 2, 1), twice=True))  # one permute, read twice
+
+
+def corrupted(monkeypatch, corrupt):
+    """compose_permutes, with ``corrupt`` applied to the mul after each of its rewrites."""
+    original = ComposePermutes.rewrite
+
+    def rewrite(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        edit = next(a for a in (*args, *kwargs.values()) if isinstance(a, GraphEdit))
+        corrupt(next(n for n in edit.graph.nodes if n.target == torch.ops.aten.mul.Tensor))
+        return result
+
+    monkeypatch.setattr(ComposePermutes, "rewrite", rewrite)
+
+
+def test_a_rewrite_that_leaves_a_wrong_meta_fails(monkeypatch):
+    corrupted(monkeypatch, lambda mul: mul.meta.update(val=torch.empty(7)))
+    with pytest.raises(AssertionError, match=r"meta\['val'\] \(shape, dtype\) the rule left differs"):
+        assert_rewrite(RoundTrip(), x3(), ComposePermutes(), before={PERMUTE: 2}, after={PERMUTE: 0})
+
+
+def test_a_rewrite_that_leaves_no_meta_fails(monkeypatch):
+    corrupted(monkeypatch, lambda mul: mul.meta.pop("val"))
+    with pytest.raises(AssertionError, match=r"no meta\['val'\] on \['mul'\]"):
+        assert_rewrite(RoundTrip(), x3(), ComposePermutes(), before={PERMUTE: 2}, after={PERMUTE: 0})
+
+
+def test_a_rewrite_that_changes_the_values_fails(monkeypatch):
+    corrupted(monkeypatch, lambda mul: setattr(mul, "args", (mul.args[0], 3)))
+    with pytest.raises(AssertionError, match="outputs differ: max abs diff"):
+        assert_rewrite(RoundTrip(), x3(), ComposePermutes(), before={PERMUTE: 2}, after={PERMUTE: 0})

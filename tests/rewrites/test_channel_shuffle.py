@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import layoutopt
-from helpers import assert_rewrite, check_plan, op_counts
+from helpers import assert_rewrite, check_plan
 from layoutopt.rewrites import ChannelShuffleToChannelsLast, ChannelShuffleToConv
 from layoutopt.rewrites.channel_shuffle import shuffle_matrix
 from layoutopt.targets import get_target

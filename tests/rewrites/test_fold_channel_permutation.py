@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 import layoutopt
-from helpers import assert_rewrite, check_plan, op_counts
+from helpers import assert_rewrite, check_plan
 from layoutopt.rewrites import FoldChannelPermutation
 from layoutopt.rewrites.fold_channel_permutation import channel_gather
 from layoutopt.zoo import build

@@ -38,7 +38,8 @@ def test_split_and_move_back_is_a_reshape_alone():
     # NHWC -> NCHW, split C into (2, 3), move the pieces back last: only the reshape remains
     model = Chain((0, 3, 1, 2), (1, 2, 3, 4, 5), (0, 3, 4, 1, 2), contiguous=True)
     assert_rewrite(model, (torch.randn(1, 4, 5, 6),), FusePermuteReshapePermute(XNNPACK),
-                   before={PERMUTE: 2, CONTIGUOUS: 1, RESHAPE: 1}, after={PERMUTE: 0, CONTIGUOUS: 0, RESHAPE: 1}, applied=1)
+                   before={PERMUTE: 2, CONTIGUOUS: 1, RESHAPE: 1}, after={PERMUTE: 0, CONTIGUOUS: 0, RESHAPE: 1},
+                   applied=1)
 
 
 def test_two_transposes_around_a_merge_become_one_reshape():
