@@ -48,6 +48,7 @@ def test_pt2e_program_is_planned_bit_exactly(name, quantizer, target, before, af
         assert op_counts(r.program)[op] == op_counts(program)[op], op
 
 
+@pytest.mark.slow  # PT2E-quantizes and plans a ConvNeXt
 def test_pt2e_convnext_matches_within_a_few_quantization_steps():
     # float reference kernels (a channels-last conv sums in another order) round differently by
     # layout, which can move a value across a quantization boundary; through eight quantized

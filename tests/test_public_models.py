@@ -12,6 +12,8 @@ from layoutopt.zoo.public import HF_SMALL  # noqa: E402
 
 import layoutopt  # noqa: E402
 
+pytestmark = pytest.mark.slow  # public architectures, each exported and planned
+
 # (transposes before, after) on ethos-u55 with NCHW I/O
 EXPECTED = {
     "hf_resnet_small": (15, 2),

@@ -16,6 +16,8 @@ from layoutopt.executorch.arm_hook import ArmHookError, arm_layout, make_pass  #
 from layoutopt.executorch.reference import compare  # noqa: E402
 from layoutopt.zoo.models import AttentionBlock, ConvNeXtBlock, ShuffleUnit, Wav2LetterNano  # noqa: E402
 
+pytestmark = pytest.mark.slow  # ExecuTorch's Arm lowering, Vela and the TOSA reference model: minutes
+
 TARGET = "ethos-u85-256"
 
 

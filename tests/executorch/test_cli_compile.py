@@ -10,6 +10,8 @@ pytest.importorskip("executorch", reason="the ExecuTorch flows need the executor
 from layoutopt.cli import main  # noqa: E402
 from layoutopt.zoo.models import Wav2LetterNano  # noqa: E402
 
+pytestmark = pytest.mark.slow  # whole ExecuTorch flows from the command line
+
 
 @pytest.fixture
 def saved(tmp_path):

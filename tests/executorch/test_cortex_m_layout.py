@@ -17,6 +17,8 @@ from layoutopt.executorch.cortex_m_layout import pass_list  # noqa: E402
 from layoutopt.executorch.stages import quantize  # noqa: E402
 from layoutopt.zoo.models import ShuffleUnit, Wav2LetterNano  # noqa: E402
 
+pytestmark = pytest.mark.slow  # ExecuTorch's Cortex-M lowering: a minute
+
 
 @pytest.fixture(autouse=True)
 def _quiet():

@@ -14,6 +14,8 @@ from layoutopt.errors import LayoutoptError  # noqa: E402
 from layoutopt.executorch import CompileError, compile_cortex_m, compile_ethos_u, compile_xnnpack  # noqa: E402
 from layoutopt.zoo.models import ShuffleUnit, Wav2LetterNano  # noqa: E402
 
+pytestmark = pytest.mark.slow  # whole ExecuTorch flows, each lowering and compiling
+
 
 def tiny_shufflenet():
     torch.manual_seed(0)

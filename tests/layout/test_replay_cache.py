@@ -40,6 +40,7 @@ def test_cached_replays_give_the_plan_replays_without_the_cache_give(name, targe
         assert {k: figures[k] for k in FIGURES} == {k: cold.report.to_dict()[k] for k in FIGURES}
 
 
+@pytest.mark.slow  # a public architecture, planned twice
 def test_public_model_plans_the_same_with_and_without_the_cache():
     pytest.importorskip("transformers")
     from layoutopt.zoo.public import HF_SMALL

@@ -85,6 +85,7 @@ def _chromium():
 
 
 @needs_dot
+@pytest.mark.slow  # starts a real browser
 @pytest.mark.skipif(_chromium() is None or shutil.which("chromedriver") is None,
                     reason="no headless browser (apt-get install chromium chromium-driver)")
 def test_a_real_browser_loads_the_page_without_console_errors(shufflenet, tmp_path):

@@ -1,4 +1,5 @@
-"""conv1d -> conv2d(H=1): exact op counts, equal outputs, one test per rejection reason."""
+"""conv1d -> conv2d(H=1) alone: exact op counts, equal outputs, one test per rejection reason;
+and with cancel_squeeze_unsqueeze as the pipeline runs it, no copy between the convolutions."""
 import pytest
 import torch
 import torch.ao.quantization.fx._decomposed  # noqa: F401
@@ -6,9 +7,10 @@ import torch.nn.functional as F
 from torch import nn
 
 import layoutopt
-from helpers import check_plan, op_counts
+from helpers import assert_rewrite, check_plan, op_counts
+from layoutopt.rewrites import Conv1dToConv2d
 
-CONV1D, CONV2D = "aten.conv1d.default", "aten.conv2d.default"
+CONV1D, CONV2D, CONVOLUTION = "aten.conv1d.default", "aten.conv2d.default", "aten.convolution.default"
 
 
 class Conv1dStack(nn.Module):
@@ -40,28 +42,41 @@ def clones_between_convs(program):
     return count
 
 
-def test_conv1d_stack_becomes_conv2d_with_no_copies_between():
-    r = check_plan(Conv1dStack().eval(), x3(), before=6, after=2)
-    counts = op_counts(r.program)
-    assert counts[CONV1D] == 0 and counts[CONV2D] == 3
-    assert counts["aten.unsqueeze.default"] == 1 and counts["aten.squeeze.dim"] == 1
-    assert clones_between_convs(r.program) == 0
-    assert r.report.rewrites == {"cancel_squeeze_unsqueeze": 2, "conv1d_to_conv2d": 3}
+RULE = Conv1dToConv2d()
+UNSQUEEZE, SQUEEZE = "aten.unsqueeze.default", "aten.squeeze.dim"
+STACK_AFTER = {CONV1D: 0, CONV2D: 3, UNSQUEEZE: 3, SQUEEZE: 3}
+
+
+def conv2d_nodes(program):
+    return [n for n in program.graph.nodes if n.target == torch.ops.aten.conv2d.default]
+
+
+def test_each_conv1d_becomes_a_conv2d_between_views():
+    r = assert_rewrite(Conv1dStack().eval(), x3(), RULE, before={CONV1D: 3}, after=STACK_AFTER, applied=3,
+                       exact=False)
+    for conv in conv2d_nodes(r.program):
+        assert conv.args[0].target == torch.ops.aten.unsqueeze.default and conv.args[0].args[1] == 2
+        assert conv.args[1].meta["val"].shape[2] == 1  # the weight gained its H dim at compile time
+    b = conv2d_nodes(r.program)[1]
+    assert b.args[3:6] == ([1, 2], [0, 2], [1, 2])  # stride, padding, dilation
 
 
 def test_depthwise_stays_depthwise():
-    r = check_plan(Conv1dStack(depthwise=True).eval(), x3())
-    first = next(n for n in r.program.graph.nodes if n.target == torch.ops.aten.conv2d.default)
+    r = assert_rewrite(Conv1dStack(depthwise=True).eval(), x3(), RULE, before={CONV1D: 3}, after=STACK_AFTER,
+                       applied=3, exact=False)
+    first = conv2d_nodes(r.program)[0]
     assert first.args[6] == 8 and tuple(first.args[1].meta["val"].shape) == (8, 1, 1, 5)
 
 
 @pytest.mark.parametrize("act,op", [(nn.ReLU6, "aten.hardtanh.default"), (nn.Hardsigmoid, "aten.hardsigmoid.default"),
                                     (nn.ReLU, "aten.relu.default")])
-def test_activation_tail_stays_directly_after_the_conv(act, op):
-    r = check_plan(Conv1dStack(act).eval(), x3())
+def test_activation_tail_moves_directly_after_the_conv(act, op):
+    r = assert_rewrite(Conv1dStack(act).eval(), x3(), RULE, before={CONV1D: 3, op: 2}, after={**STACK_AFTER, op: 2},
+                       applied=3, exact=False)
     for node in r.program.graph.nodes:
         if layoutopt.ir.ops.op_name(node.target) == op:
             assert node.args[0].target == torch.ops.aten.conv2d.default, node.args[0]
+            assert [u.target for u in node.users] == [torch.ops.aten.squeeze.dim]
 
 
 def test_quantized_conv1d_keeps_qdq_next_to_the_conv():
@@ -81,22 +96,28 @@ def test_quantized_conv1d_keeps_qdq_next_to_the_conv():
             return qd.dequantize_per_tensor(qd.quantize_per_tensor(torch.relu(y), 0.1, 0, -128, 127, torch.int8),
                                             0.1, 0, -128, 127, torch.int8)
 
-    r = check_plan(Q().eval(), x3(), exact=True)
-    conv = next(n for n in r.program.graph.nodes if n.target == torch.ops.aten.conv2d.default)
+    r = assert_rewrite(Q().eval(), x3(), RULE, before={CONV1D: 1},
+                       after={CONV1D: 0, CONV2D: 1, UNSQUEEZE: 1, SQUEEZE: 1}, applied=1)
+    (conv,) = conv2d_nodes(r.program)
     assert layoutopt.ir.ops.is_dequantize_per_tensor(conv.args[0].target)
     assert layoutopt.ir.ops.is_dequantize_per_channel(conv.args[1].target)
+    assert r.program.state_dict["w"].dtype == torch.int8 and tuple(r.program.state_dict["w"].shape) == (8, 8, 1, 3)
     relu = next(iter(conv.users))
     assert relu.target == torch.ops.aten.relu.default
-    assert layoutopt.ir.ops.is_quantize_per_tensor(next(iter(relu.users)).target)
+    quantize = next(iter(relu.users))
+    assert layoutopt.ir.ops.is_quantize_per_tensor(quantize.target)
+    assert [u.target for u in quantize.users] == [torch.ops.aten.squeeze.dim]
 
 
-def _rejected(model, inputs, reason):
-    exported = torch.export.export(model, inputs)
-    r = layoutopt.optimize(exported, inputs)
-    assert op_counts(r.program)[CONV2D] == 0
-    assert op_counts(r.program)[CONV1D] + op_counts(r.program)["aten.convolution.default"] == 1
-    assert any(d["reason"] == f"conv1d_to_conv2d: {reason}" for d in r.report.declined), r.report.declined
-    assert r.report.rewrites == {}
+def test_core_aten_convolution_is_rewritten_too():
+    assert_rewrite(Conv1dStack().eval(), x3(), RULE, dialect="core", before={CONV1D: 0, CONVOLUTION: 3},
+                   after={**STACK_AFTER, CONVOLUTION: 0}, applied=3, exact=False)
+
+
+def test_in_an_edge_program_the_views_are_copies_and_the_conv_a_convolution():
+    assert_rewrite(Conv1dStack().eval(), x3(), RULE, dialect="edge", before={CONVOLUTION: 3},
+                   after={CONVOLUTION: 3, "aten.unsqueeze_copy.default": 3, "aten.squeeze_copy.dims": 3},
+                   applied=3, exact=False)
 
 
 def test_rejects_a_weight_that_is_not_a_constant():
@@ -104,7 +125,8 @@ def test_rejects_a_weight_that_is_not_a_constant():
         def forward(self, x, w):
             return F.conv1d(x, w)
 
-    _rejected(M(), (torch.randn(1, 4, 8), torch.randn(4, 4, 3)), "weight is not a constant")
+    assert_rewrite(M(), (torch.randn(1, 4, 8), torch.randn(4, 4, 3)), RULE, before={CONV1D: 1},
+                   reason="weight is not a constant")
 
 
 def test_rejects_a_shared_weight():
@@ -116,7 +138,7 @@ def test_rejects_a_shared_weight():
         def forward(self, x):
             return F.conv1d(x, self.w) + self.w.sum()
 
-    _rejected(M(), (torch.randn(1, 4, 8),), "weight is shared with another op")
+    assert_rewrite(M(), (torch.randn(1, 4, 8),), RULE, before={CONV1D: 1}, reason="weight is shared with another op")
 
 
 def test_rejects_a_bias_that_is_not_a_constant():
@@ -128,26 +150,24 @@ def test_rejects_a_bias_that_is_not_a_constant():
         def forward(self, x, b):
             return F.conv1d(x, self.w, b)
 
-    _rejected(M(), (torch.randn(1, 4, 8), torch.randn(4)), "bias is not a constant")
+    assert_rewrite(M(), (torch.randn(1, 4, 8), torch.randn(4)), RULE, before={CONV1D: 1},
+                   reason="bias is not a constant")
 
 
 def test_rejects_a_transposed_convolution():
-    m = nn.ConvTranspose1d(4, 4, 3).eval()
-    inputs = (torch.randn(1, 4, 8),)
-    core = torch.export.export(m, inputs).run_decompositions()
-    r = layoutopt.optimize(core, inputs)
-    assert any(d["reason"] == "conv1d_to_conv2d: transposed convolution" for d in r.report.declined)
-    assert op_counts(r.program)["aten.convolution.default"] == 1
+    assert_rewrite(nn.ConvTranspose1d(4, 4, 3).eval(), (torch.randn(1, 4, 8),), RULE, dialect="core",
+                   before={CONVOLUTION: 1}, reason="transposed convolution")
 
 
-def test_core_aten_convolution_is_rewritten_too():
-    inputs = x3()
-    core = torch.export.export(Conv1dStack().eval(), inputs).run_decompositions()
-    r = check_plan(core, inputs, after=2)
-    assert op_counts(r.program)[CONV2D] == 3
+def test_a_conv2d_is_not_a_candidate():
+    assert_rewrite(nn.Conv2d(4, 4, 3).eval(), (torch.randn(1, 4, 6, 6),), RULE, dialect="core",
+                   before={CONVOLUTION: 1}, applied=0)
 
 
-def test_idempotent():
-    once = layoutopt.optimize(Conv1dStack().eval(), x3())
-    twice = layoutopt.optimize(once.program)
-    assert twice.report.rewrites == {} and op_counts(twice.program) == op_counts(once.program)
+def test_planned_conv1d_stack_has_no_copies_between_the_convs():
+    r = check_plan(Conv1dStack().eval(), x3(), before=6, after=2)
+    counts = op_counts(r.program)
+    assert counts[CONV1D] == 0 and counts[CONV2D] == 3
+    assert counts[UNSQUEEZE] == 1 and counts[SQUEEZE] == 1
+    assert clones_between_convs(r.program) == 0
+    assert r.report.rewrites == {"cancel_squeeze_unsqueeze": 2, "conv1d_to_conv2d": 3}

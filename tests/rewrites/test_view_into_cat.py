@@ -4,10 +4,12 @@ import torch
 from torch import nn
 
 import layoutopt
-from helpers import check_plan, op_counts
+from helpers import assert_rewrite, check_plan
+from layoutopt.rewrites import ViewIntoCat
 from layoutopt.zoo.models import channel_shuffle
 
-RULE = "view_into_cat"
+RULE = ViewIntoCat()
+VIEW, CAT = "aten.view.default", "aten.cat.default"
 
 
 class ShuffledCat(nn.Module):
@@ -28,32 +30,54 @@ def rewritten(model, target="cortex-m"):
     return r
 
 
+def x4():
+    return (torch.randn(1, 8, 5, 6),)
+
+
 def test_the_shuffled_cat_becomes_a_cat_of_views():
-    r = rewritten(ShuffledCat())
-    assert r.report.rewrites[RULE] == 1
-    assert op_counts(r.program)["aten.cat.default"] == 1
-    cat = next(n for n in r.program.graph.nodes if n.target == torch.ops.aten.cat.default)
-    assert [tuple(a.meta["val"].shape) for a in cat.args[0]] == [(1, 1, 4, 5, 6)] * 2
+    r = assert_rewrite(ShuffledCat(), x4(), RULE, before={VIEW: 2, CAT: 1}, after={VIEW: 3, CAT: 1}, applied=1)
+    (cat,) = [n for n in r.program.graph.nodes if n.target == torch.ops.aten.cat.default]
+    assert [tuple(a.meta["val"].shape) for a in cat.args[0]] == [(1, 1, 4, 5, 6)] * 2 and cat.args[1] == 1
 
 
 def test_declined_for_unequal_inputs():
-    r = rewritten(ShuffledCat((2, 6)))
-    assert RULE not in r.report.rewrites
-    assert any(d["reason"].startswith(RULE) and "unequal sizes" in d["reason"] for d in r.report.to_dict()["declined"])
+    assert_rewrite(ShuffledCat((2, 6)), x4(), RULE, before={VIEW: 2, CAT: 1},
+                   reason="the inputs of the cat have unequal sizes [2, 6] along dim 1")
+
+
+def test_declined_when_the_cat_is_read_again():
+    class Twice(ShuffledCat):
+        def forward(self, x):
+            y = torch.cat((torch.relu(x[:, :4]), torch.sigmoid(x[:, 4:])), dim=1)
+            return channel_shuffle(y, 2), y.sum()
+
+    assert_rewrite(Twice(), x4(), RULE, before={VIEW: 2, CAT: 1}, reason="the cat is also read by another op")
+
+
+def test_a_view_that_is_not_a_split_by_input_is_not_a_candidate():
+    class FourWays(ShuffledCat):  # two inputs, a split into four groups
+        def forward(self, x):
+            y = torch.cat((torch.relu(x[:, :4]), torch.sigmoid(x[:, 4:])), dim=1)
+            return channel_shuffle(y, 4)
+
+    assert_rewrite(FourWays(), x4(), RULE, before={VIEW: 2, CAT: 1}, applied=0)
+
+
+def test_not_in_an_edge_program():
+    assert_rewrite(ShuffledCat(), x4(), RULE, dialect="edge", before={"aten.view_copy.default": 2, CAT: 1},
+                   applied=0)
+
+
+def test_runs_for_cortex_m_where_the_backend_lays_tensors_out():
+    assert rewritten(ShuffledCat()).report.rewrites[RULE.name] == 1
 
 
 def test_not_where_the_aten_plan_follows():
     # the plan's strided layouts cannot make the interleaving cat free: the shuffle stays one
     # transpose of the channel factors there
-    r = check_plan(ShuffledCat(), (torch.randn(1, 8, 5, 6),), target="cortex-m", exact=True)
-    assert RULE not in r.report.rewrites
+    r = check_plan(ShuffledCat(), x4(), target="cortex-m", exact=True)
+    assert RULE.name not in r.report.rewrites
 
 
 def test_other_targets_keep_the_cat():
-    assert RULE not in rewritten(ShuffledCat(), target="ethos-u55").report.rewrites
-
-
-def test_idempotent():
-    once = rewritten(ShuffledCat())
-    twice = layoutopt.optimize(once.program, target="cortex-m", plan=False)
-    assert RULE not in twice.report.rewrites
+    assert RULE.name not in rewritten(ShuffledCat(), target="ethos-u55").report.rewrites
