@@ -117,8 +117,9 @@ def run(name, flow, reps, root, cache=None):
         explicit = compile_cortex_m(model, inputs, optimize=False, explicit_layout=True,
                                     out_dir=os.path.join(root, name, flow, "explicit"))
         row["explicit"] = figures(explicit)
-        row["layoutopt"]["outputs vs explicit"] = row["stock"]["outputs vs explicit"] = same_outputs(
-            explicit["outputs"], ours["outputs"])
+        row["layoutopt"]["outputs vs explicit"] = row["stock"]["outputs vs explicit"] = (
+            same_outputs(explicit["outputs"], ours["outputs"]) if explicit["outputs"] and ours["outputs"]
+            else f"not run: {explicit['outputs_error'] or ours['outputs_error']}")
     if flow == "xnnpack":
         expected = model(*inputs)
         expected = expected[0] if isinstance(expected, (tuple, list)) else expected
@@ -163,7 +164,8 @@ COLUMNS = {
                 "flash bytes", "CPU ops", "lowering seconds", "TOSA reference"],
     "cortex-m": ["CMSIS-NN conv/linear kernels", "float conv/linear left", "cortex_m transposes",
                  "cortex_m transpose bytes", "portable layout copies", "portable copy bytes", "lowering seconds",
-                 "cortex_m transposes (explicit)", "portable layout copies (explicit)", "outputs vs explicit"],
+                 "cortex_m transposes (explicit)", "cortex_m transpose bytes (explicit)",
+                 "portable layout copies (explicit)", "portable copy bytes (explicit)", "outputs vs explicit"],
     "xnnpack": ["median ms", "delegated partitions", "CPU ops", "max abs diff to eager"],
 }
 

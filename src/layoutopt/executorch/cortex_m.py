@@ -47,15 +47,26 @@ def build(program, inputs, out_dir: Path, calibration, plan_layout: bool = False
         lower_seconds = time.perf_counter() - start
     ops = cpu_ops(edge)
     lowered = edge.exported_program()
-    with torch.no_grad():
-        outputs = lowered.module()(*inputs)  # the cortex_m kernels' reference implementations
+    outputs, outputs_error = run_lowered(lowered, inputs)
     pte = write_pte(edge, out_dir, backend)
     return {"pte": str(pte), "ops": ops, **kernel_coverage(ops),
             "cortex_m_transpose_bytes": copied_bytes(lowered, ("cortex_m.transpose",)),
             "portable_copy_bytes": copied_bytes(lowered, PORTABLE_COPIES),
-            "outputs": list(outputs) if isinstance(outputs, (tuple, list)) else [outputs],
+            "outputs": outputs, "outputs_error": outputs_error,
             "lower_seconds": lower_seconds, "cortex_m_layout": planned or None,
             "pipeline": "explicit-layout" if explicit_layout else "legacy"}
+
+
+def run_lowered(ep, inputs) -> tuple[list | None, str | None]:
+    """The lowered program's outputs on ``inputs`` through the ``cortex_m`` kernels' reference
+    implementations, or None and why it cannot run in Python (an op without a kernel for its
+    dtype, as an int8 ``hardswish`` the legacy pass list leaves)."""
+    try:
+        with torch.no_grad():
+            outputs = ep.module()(*inputs)
+    except Exception as exc:  # the program's figures stand; only its outputs are unknown
+        return None, f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return (list(outputs) if isinstance(outputs, (tuple, list)) else [outputs]), None
 
 
 def copied_bytes(ep, names: tuple[str, ...]) -> int:
