@@ -7,7 +7,7 @@ from torch import nn
 
 import layoutopt
 from helpers import check_plan, op_counts
-from layoutopt.layout.perm import Perm
+from layoutopt.ir.perm import Perm
 from layoutopt.rewrites.fuse_permute_reshape import single_permute_form
 
 RULE = "fuse_permute_reshape_permute"

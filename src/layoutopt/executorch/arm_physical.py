@@ -18,7 +18,7 @@ from torch.fx import GraphModule, Node
 
 from ..ir import ops
 from ..ir.access import copy_provenance, fake_value
-from ..layout.perm import Order, Perm, identity_order, layout_key, order_after_permute
+from ..ir.perm import Order, Perm, identity_order, layout_key, order_after_permute
 from .arm_plan import ArmPlan
 
 

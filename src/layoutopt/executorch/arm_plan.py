@@ -29,7 +29,7 @@ from torch.fx import GraphModule, Node
 
 from ..ir import ops
 from ..ir.access import fake_value, is_tensor
-from ..layout.perm import (Order, Perm, identity_order, layout_key, order_after_permute, order_before_permute,
+from ..ir.perm import (Order, Perm, identity_order, layout_key, order_after_permute, order_before_permute,
                            reshape_order, strides_for)
 from ..layout.problem import Label, Mode, Problem, ValueInfo
 from ..layout.solve import Solution, solve

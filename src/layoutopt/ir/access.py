@@ -7,7 +7,7 @@ import torch
 from torch.fx import Node
 
 from ..errors import UnsupportedError
-from ..layout.perm import Order, order_of
+from .perm import Order, order_of
 
 
 def fake_value(node: Node) -> Any:

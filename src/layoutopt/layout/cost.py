@@ -26,7 +26,7 @@ from ..ir import ops
 from ..ir.access import is_tensor, tensor_order
 from ..ir.ops import Family
 from ..targets import Target
-from .perm import Order, Perm, channels_last_order, identity_order, layout_key, order_after_permute
+from ..ir.perm import Order, Perm, channels_last_order, identity_order, layout_key, order_after_permute
 
 
 class IOLayout(enum.Enum):

@@ -14,7 +14,7 @@ from ..errors import InternalError
 from ..ir.access import copy_provenance, tensor_outputs
 from ..ir.propagate import refresh_meta
 from .conversion import conversion_call, is_edge
-from .perm import Order
+from ..ir.perm import Order
 from .problem import Mode, Problem, Value, label_of, value_of
 
 class _Editor:

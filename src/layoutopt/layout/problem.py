@@ -41,7 +41,7 @@ from ..ir.propagate import fake_mode_of, run_fake
 from ..targets import Target
 from .conversion import conversion_call, is_edge
 from .cost import IOLayout, constant_folded, is_unary_same_shape, key_of, op_charges
-from .perm import Order, channels_last_order, distinct_layouts, identity_order, layout_key, order_of, strides_for
+from ..ir.perm import Order, channels_last_order, distinct_layouts, identity_order, layout_key, order_of, strides_for
 
 Value = tuple[str, int]  # (producing node, output index; -1 for a single tensor)
 Label = tuple[int, ...]  # the exact strides of a tensor

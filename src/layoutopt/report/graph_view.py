@@ -9,7 +9,7 @@ from torch.fx import Node
 
 from ..ir import ops
 from ..ir.access import fake_value, is_tensor, tensor_order
-from ..layout.perm import channels_last_order, identity_order, layout_key
+from ..ir.perm import channels_last_order, identity_order, layout_key
 
 
 @dataclass(frozen=True)

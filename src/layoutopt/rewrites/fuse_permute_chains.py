@@ -14,7 +14,7 @@ from torch.fx import Node
 
 from ..ir import ops
 from ..ir.access import fake_value
-from ..layout.perm import Perm
+from ..ir.perm import Perm
 from .base import GraphEdit, Match, Reject, Rule
 
 aten = ops.aten

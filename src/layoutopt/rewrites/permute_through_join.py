@@ -26,7 +26,7 @@ from torch.fx import Node
 
 from ..ir import ops
 from ..ir.access import fake_value
-from ..layout.perm import identity_order, layout_key, order_after_permute
+from ..ir.perm import identity_order, layout_key, order_after_permute
 from .base import GraphEdit, Match, Reject, Rule
 from .fuse_permute_chains import as_perm
 

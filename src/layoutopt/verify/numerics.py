@@ -15,7 +15,7 @@ from torch.fx import Interpreter, Node
 
 from ..errors import InputError
 from ..ir.access import is_tensor, tensor_order, user_input_nodes
-from ..layout.perm import layout_key
+from ..ir.perm import layout_key
 
 
 def seeded_inputs(ep: ExportedProgram, seed: int = 0) -> tuple[torch.Tensor, ...]:
