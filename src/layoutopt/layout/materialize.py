@@ -11,10 +11,10 @@ from torch.export import ExportedProgram
 from torch.fx import Node
 
 from ..errors import InternalError
-from ..ir.access import copy_provenance, tensor_outputs
+from ..ir.access import Role, copy_provenance, role_of, tensor_outputs
 from ..ir.propagate import refresh_meta
-from .conversion import conversion_call, is_edge
 from ..ir.perm import Order
+from .conversion import conversion_call, is_edge
 from .problem import Mode, Problem, Value, label_of, value_of
 
 class _Editor:
@@ -88,7 +88,7 @@ def materialize(ep: ExportedProgram, problem: Problem, chosen: dict[str, Mode]) 
             editor.redirect(node, value, conv)
 
     output = editor.graph.output_node()
-    user_positions = {i for i, s in enumerate(ep.graph_signature.output_specs) if s.kind.name == "USER_OUTPUT"}
+    user_positions = {i for i, s in enumerate(ep.graph_signature.output_specs) if role_of(s) is Role.USER}
     for value, key in problem.outputs:
         info = problem.values[value]
         if info.key(natural[value]) == info.key(key):

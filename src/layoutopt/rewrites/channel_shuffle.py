@@ -29,10 +29,9 @@ import torch
 from torch.fx import Node
 
 from ..ir import ops
-from ..ir.access import fake_value
-from .base import GraphEdit, Match, Reject, Rule
+from ..ir.access import as_perm, fake_value
 from ..targets import Target
-from .fuse_permute_chains import as_perm
+from .base import GraphEdit, Match, Reject, Rule
 from .producers import channels_last_producer
 
 aten = ops.aten

@@ -29,9 +29,8 @@ from torch.fx import Node
 
 from ..errors import InternalError
 from ..ir import ops
-from ..ir.access import arg_by_name, fake_value
+from ..ir.access import arg_by_name, as_perm, fake_value
 from .base import GraphEdit
-from .fuse_permute_chains import as_perm
 
 aten = ops.aten
 
@@ -191,9 +190,9 @@ def _spelled(edit: GraphEdit, node: Node) -> Node:
     def emit(target: Any, args: tuple, kwargs: dict | None = None) -> Node:
         return edit.call(edge_op(target), args, kwargs, like=node, before=node)
 
-    if packet in (aten.permute, aten.transpose, aten.t):
+    if packet in ops.PERMUTE_PACKETS:
         return emit(aten.permute_copy.default, (x, list(as_perm(node).dims)))
-    if packet in (aten.view, aten.reshape, aten._unsafe_view, aten.flatten, aten.unflatten):
+    if packet in ops.RESHAPE_PACKETS:
         return emit(aten.view_copy.default, (x, list(fake_value(node).shape)))
     if packet is aten.unsqueeze:
         return emit(aten.unsqueeze_copy.default, (x, node.args[1]))

@@ -62,7 +62,7 @@ def _flattened_source(flat) -> Node | None:
     if not isinstance(flat, Node) or flat.op != "call_function":
         return None
     packet = ops.packet_of(flat)
-    if packet not in (aten.flatten, aten.view, aten.reshape, aten._unsafe_view):
+    if packet not in ops.FLATTEN_PACKETS:
         return None
     x = flat.args[0]
     src, out = fake_value(x) if isinstance(x, Node) else None, fake_value(flat)

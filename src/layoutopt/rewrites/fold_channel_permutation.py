@@ -33,11 +33,6 @@ from .base import GraphEdit, Match, Reject, Rule
 from .operands import constant_weight
 
 aten = ops.aten
-_LAYOUT = frozenset({aten.view, aten.reshape, aten._unsafe_view, aten.permute, aten.transpose, aten.flatten,
-                     aten.unflatten, aten.clone, aten.contiguous})
-_REDUCTIONS = frozenset({aten.mean, aten.sum, aten.amax, aten.amin})
-_POOLS = frozenset({aten.adaptive_avg_pool2d, aten._adaptive_avg_pool2d, aten.avg_pool2d, aten.max_pool2d})
-_WEIGHTED = frozenset({aten.conv1d, aten.conv2d, aten.conv3d, aten.convolution, aten.linear})
 _MAX_READERS = 32
 
 
@@ -65,17 +60,17 @@ def _channel_wise(node: Node, value: Node) -> bool:
         return False
     if ops.is_elementwise(node.target) and ops.family(node.target) is not ops.Family.COPY:
         return True
-    if packet in _REDUCTIONS:
+    if packet in ops.REDUCTION_PACKETS:
         dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
         dims = [dims] if isinstance(dims, int) else list(dims or [])
         return bool(dims) and all(d % src.dim() >= 2 for d in dims)
-    return packet in _POOLS or packet in (aten.view, aten.reshape, aten._unsafe_view, aten.flatten)
+    return packet in ops.POOL_2D_PACKETS or packet in ops.FLATTEN_PACKETS
 
 
 def _absorbs(node: Node, value: Node) -> bool:
     """Whether ``node`` is a weighted sum over dim 1 of ``value`` whose weight can be re-laid out."""
     packet = ops.packet_of(node)
-    if packet not in _WEIGHTED or arg_by_name(node, "input") is not value:
+    if packet not in ops.WEIGHTED_SUM_PACKETS or arg_by_name(node, "input") is not value:
         return False
     if packet is aten.linear and fake_value(value).dim() != 2:
         return False
@@ -87,7 +82,7 @@ def _absorbs(node: Node, value: Node) -> bool:
 
 class FoldChannelPermutation(Rule):
     name = "fold_channel_permutation"
-    anchors = _LAYOUT
+    anchors = ops.GATHER_PACKETS
 
     def match(self, node: Node, edit: GraphEdit) -> Match | Reject | None:
         out = fake_value(node)
@@ -95,7 +90,7 @@ class FoldChannelPermutation(Rule):
             return None
         chain, cur, start = [], node, None
         while isinstance(cur, Node) and cur.op == "call_function" \
-                and (ops.packet_of(cur) in _LAYOUT or ops.is_contiguous_copy(cur)):
+                and (ops.packet_of(cur) in ops.GATHER_PACKETS or ops.is_contiguous_copy(cur)):
             chain.insert(0, cur)
             cur = cur.args[0]
             val = fake_value(cur) if isinstance(cur, Node) else None
@@ -104,7 +99,7 @@ class FoldChannelPermutation(Rule):
         if start is None:
             return None
         chain = chain[len(chain) - start:]
-        if not any(ops.packet_of(step) in (aten.permute, aten.transpose) for step in chain):
+        if not any(ops.packet_of(step) in ops.PERMUTE_PACKETS for step in chain):
             return None  # views alone keep the element order: no gather
         x = chain[0].args[0]
         pi = channel_gather(chain, tuple(int(d) for d in out.shape))

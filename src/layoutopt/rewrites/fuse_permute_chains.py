@@ -1,4 +1,4 @@
-"""Permutation algebra on the graph, the laws of ``layout.perm``:
+"""Permutation algebra on the graph, the laws of ``ir.perm``:
 
 * ``permute(permute(x, p), q) -> permute(x, p.then(q))`` (``transpose`` and ``t`` are too);
 * ``permute(x, identity) -> x``;
@@ -9,46 +9,20 @@ most one; the values are the same element for element.
 """
 from __future__ import annotations
 
-import torch
 from torch.fx import Node
 
 from ..ir import ops
-from ..ir.access import fake_value
-from ..ir.perm import Perm
+from ..ir.access import as_perm
 from .base import GraphEdit, Match, Reject, Rule
 
 aten = ops.aten
-_PERMUTES = frozenset({aten.permute, aten.transpose, aten.t})
-
-
-def as_perm(node) -> Perm | None:
-    """The permutation a ``permute``/``transpose`` node applies, or None."""
-    if not isinstance(node, Node) or node.op != "call_function":
-        return None
-    overload = ops.canonical(node.target)
-    if overload not in (aten.permute.default, aten.transpose.int, aten.t.default):
-        return None
-    source = fake_value(node.args[0]) if isinstance(node.args[0], Node) else None
-    if not isinstance(source, torch.Tensor):
-        return None
-    rank = source.dim()
-    if overload is aten.permute.default:
-        return Perm(tuple(d % rank for d in node.args[1]))
-    if overload in (aten.transpose.int, aten.t.default):
-        dims = list(range(rank))
-        if rank < 2:
-            return Perm(tuple(dims))
-        a, b = (node.args[1] % rank, node.args[2] % rank) if len(node.args) == 3 else (0, 1)
-        dims[a], dims[b] = dims[b], dims[a]
-        return Perm(tuple(dims))
-    return None
 
 
 class ComposePermutes(Rule):
     """permute(permute(x, p), q) -> permute(x, p.then(q)); permute(x, identity) -> x."""
 
     name = "compose_permutes"
-    anchors = _PERMUTES
+    anchors = ops.PERMUTE_PACKETS
 
     def match(self, node: Node, edit: GraphEdit) -> Match | Reject | None:
         outer = as_perm(node)
@@ -74,7 +48,7 @@ class FoldConstantPermute(Rule):
     """permute(c, p) -> c.permute(p), computed at compile time, for a constant read only here."""
 
     name = "fold_constant_permute"
-    anchors = _PERMUTES
+    anchors = ops.PERMUTE_PACKETS
 
     def match(self, node: Node, edit: GraphEdit) -> Match | Reject | None:
         perm = as_perm(node)

@@ -24,14 +24,12 @@ import torch
 from torch.fx import Node
 
 from ..ir import ops
-from ..ir.access import fake_value
+from ..ir.access import as_perm, fake_value
 from ..ir.perm import Perm
-from .base import GraphEdit, Match, Reject, Rule
 from ..targets import Target
-from .fuse_permute_chains import as_perm
+from .base import GraphEdit, Match, Reject, Rule
 
 aten = ops.aten
-_PERMUTES = frozenset({aten.permute, aten.transpose, aten.t})
 _MAX_RANK = 5
 _TO_NHWC, _TO_NCHW = (0, 2, 3, 1), (0, 3, 1, 2)
 
@@ -57,7 +55,7 @@ def single_permute_form(shape, p: Perm, mid, q: Perm):
 
 class FusePermuteReshapePermute(Rule):
     name = "fuse_permute_reshape_permute"
-    anchors = _PERMUTES
+    anchors = ops.PERMUTE_PACKETS
 
     def __init__(self, target: Target):
         self.free_restatements = ops.Family.CONV in target.channels_last

@@ -21,8 +21,8 @@ from __future__ import annotations
 from torch.fx import Node
 
 from ..ir import ops
+from ..ir.access import as_perm
 from .base import GraphEdit, Match, Reject, Rule
-from .fuse_permute_chains import _PERMUTES, as_perm
 
 aten = ops.aten
 _MAX_CHAIN = 16
@@ -38,7 +38,7 @@ def _elementwise(node) -> bool:
 
 class PermuteThroughElementwise(Rule):
     name = "permute_through_elementwise"
-    anchors = _PERMUTES
+    anchors = ops.PERMUTE_PACKETS
 
     def match(self, node: Node, edit: GraphEdit) -> Match | Reject | None:
         q = as_perm(node)

@@ -25,23 +25,17 @@ import torch
 from torch.fx import Node
 
 from ..ir import ops
-from ..ir.access import fake_value
-from ..ir.perm import identity_order, layout_key, order_after_permute
+from ..ir.access import as_perm, fake_value
+from ..ir.perm import moves_bytes
 from .base import GraphEdit, Match, Reject, Rule
-from .fuse_permute_chains import as_perm
 
 aten = ops.aten
-
-
-def _moves_bytes(p, shape: tuple[int, ...]) -> bool:
-    """Whether ``permute(x, p)`` with the result of shape ``shape`` reorders memory."""
-    return layout_key(shape, order_after_permute(identity_order(p.rank), p)) != layout_key(shape, identity_order(p.rank))
 
 
 def _tensor_operands(node: Node) -> list[tuple[int, Node]]:
     """``(position, node)`` of the tensor operands: positional args of an elementwise op, the
     list of a concatenation."""
-    if ops.packet_of(node) in (aten.cat, aten.concat):
+    if ops.packet_of(node) in ops.CONCAT_PACKETS:
         return [(i, a) for i, a in enumerate(node.args[0])]
     return [(i, a) for i, a in enumerate(node.args) if isinstance(a, Node)]
 
@@ -50,7 +44,7 @@ class PermuteThroughJoin(Rule):
     name = "permute_through_join"
 
     def applies(self, node: Node) -> bool:
-        if ops.packet_of(node) in (aten.cat, aten.concat):
+        if ops.packet_of(node) in ops.CONCAT_PACKETS:
             return True
         return ops.is_elementwise(node.target) and ops.family(node.target) is not ops.Family.COPY \
             and sum(isinstance(a, Node) for a in node.args) >= 2
@@ -73,18 +67,18 @@ class PermuteThroughJoin(Rule):
         if any(edit.constant(a) is None for a in constants):
             return None  # an input in its own layout: the permutes cannot all move
         meets = len(node.users) == 1 and as_perm(next(iter(node.users))) is not None
-        if (len(permuted) == 1 or ops.packet_of(node) in (aten.cat, aten.concat)) and not meets:
+        if (len(permuted) == 1 or ops.packet_of(node) in ops.CONCAT_PACKETS) and not meets:
             return None  # worth it only where the permute meets the next one (see the module doc)
         if any(len(dict(operands)[i].users) != 1 for i in permuted):
             return self.reject(node, "a permuted input is also read by another op")
-        if ops.packet_of(node) in (aten.cat, aten.concat) and _moves_bytes(p, tuple(out.shape)) and not any(
-                _moves_bytes(p, tuple(fake_value(dict(operands)[i]).shape)) for i in permuted):
+        if ops.packet_of(node) in ops.CONCAT_PACKETS and moves_bytes(p, tuple(out.shape)) and not any(
+                moves_bytes(p, tuple(fake_value(dict(operands)[i]).shape)) for i in permuted):
             return self.reject(node, "its input permutes only move size-1 dims, which the concatenation makes "
                                      "larger: after it the permute would move bytes")
-        if ops.packet_of(node) in (aten.cat, aten.concat):
+        if ops.packet_of(node) in ops.CONCAT_PACKETS:
             q = as_perm(next(iter(node.users)))
             after = q.apply(tuple(out.shape))
-            if _moves_bytes(p.then(q), after) and not _moves_bytes(q, after):
+            if moves_bytes(p.then(q), after) and not moves_bytes(q, after):
                 return self.reject(node, "the concatenation gathers its permuted inputs for free and the permute "
                                          "after it moves no bytes; merged, they would")
         if any(len(c.users) != 1 for c in constants):
@@ -99,7 +93,7 @@ class PermuteThroughJoin(Rule):
             edit.relayout_constant(c, lambda t: t.reshape((1,) * (rank - t.dim()) + tuple(t.shape)).permute(back))
         operands = dict(_tensor_operands(node))
         sources = {i: operands[i].args[0] for i in m["permuted"]}
-        if ops.packet_of(node) in (aten.cat, aten.concat):
+        if ops.packet_of(node) in ops.CONCAT_PACKETS:
             dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
             args = ([sources.get(i, a) for i, a in enumerate(node.args[0])], p.dims[dim % rank], *node.args[2:])
             kwargs = {k: v for k, v in node.kwargs.items() if k != "dim"}

@@ -26,8 +26,6 @@ from ..ir.propagate import run_chain
 from .base import GraphEdit, Match, Reject, Rule
 
 aten = ops.aten
-_ALLOWED = frozenset({aten.permute, aten.transpose, aten.view, aten.reshape, aten._unsafe_view, aten.flatten,
-                      aten.unflatten})
 
 
 class PointwiseLinearToConv(Rule):
@@ -37,7 +35,7 @@ class PointwiseLinearToConv(Rule):
     def match(self, node: Node, edit: GraphEdit) -> Match | Reject | None:
         up: list[Node] = []
         cur = arg_by_name(node, "input")
-        while isinstance(cur, Node) and cur.op == "call_function" and ops.packet_of(cur) in _ALLOWED:
+        while isinstance(cur, Node) and cur.op == "call_function" and ops.packet_of(cur) in ops.REORDER_PACKETS:
             up.insert(0, cur)
             cur = cur.args[0]
         if not up:
@@ -72,7 +70,7 @@ class PointwiseLinearToConv(Rule):
             nxt = next(iter(cur.users))
             if nxt.op != "call_function":
                 break
-            if ops.packet_of(nxt) in _ALLOWED and nxt.args[0] is cur:
+            if ops.packet_of(nxt) in ops.REORDER_PACKETS and nxt.args[0] is cur:
                 down.append(nxt)
             elif ops.packet_of(nxt) is aten.add and not down and extra_bias is None:
                 other = nxt.args[1] if nxt.args[0] is cur else nxt.args[0]
