@@ -147,6 +147,13 @@ def _reshape_order(in_shape: tuple, in_order: tuple, out_shape: tuple) -> Order 
     order = order_of(out_shape, strides)
     if any(strides[d] != s for d, s in enumerate(strides_for(out_shape, order)) if out_shape[d] > 1):
         return None
+    # the unit steps fit a dense order; every other element must follow it as well (a reshape
+    # that regroups dims the layout has swapped can agree with it on the unit steps alone)
+    rank = len(out_shape)
+    strided = sum((np.arange(size) * strides[d]).reshape([size if k == d else 1 for k in range(rank)])
+                  for d, size in enumerate(out_shape))
+    if not np.array_equal(out, strided + out[(0,) * rank]):
+        return None
     return with_unit_dims_in_place(out_shape, order)
 
 
