@@ -7,10 +7,9 @@ from torch.export import ExportedProgram
 
 from ..errors import InputError
 from ..ir import ops
-from ..ir.propagate import refresh_meta
 from ..targets import Target
 from . import edge
-from .base import GraphEdit, Match, Reject, RewriteLog, Rule, run_rules
+from .base import GraphEdit, GraphView, Match, Reject, RewriteLog, Rule, run_rules
 from .channel_shuffle import ChannelShuffleToChannelsLast, ChannelShuffleToConv
 from .conv1d_to_conv2d import Conv1dToConv2d
 from .conv1x1_to_fc import Conv1x1ToFullyConnected
@@ -61,13 +60,11 @@ def rewrite(ep: ExportedProgram, target: Target, skip: "Sequence[str]" = (), pla
     log = run_rules(edit, [rule for rule in rules if rule.name not in skip])
     if edit.edge:
         edge.spell(edit, lifted)
-    edit.finish()
-    if log.applied:
-        # a rule recomputes the nodes it builds; the ones downstream keep strides that may now be
-        # stale (a 1x1 conv made a linear changes the size-1 strides of what follows), and eager's
-        # kernels read those strides, so the planner must see them as they now are
-        refresh_meta(ep.graph_module)
+    # a rule recomputes the nodes it builds; the ones downstream keep strides that may now be
+    # stale (a 1x1 conv made a linear changes the size-1 strides of what follows), and eager's
+    # kernels read those strides, so the planner must see them as they now are
+    edit.finish(refresh=bool(log.applied))
     return log
 
 
-__all__ = ["GraphEdit", "Match", "Reject", "RewriteLog", "Rule", "rewrite", "rules_for"]
+__all__ = ["GraphEdit", "GraphView", "Match", "Reject", "RewriteLog", "Rule", "rewrite", "rules_for"]

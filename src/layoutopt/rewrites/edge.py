@@ -140,9 +140,8 @@ def lift(edit: GraphEdit) -> dict[Node, Lifted]:
         ordered = [n for n in edit.graph.nodes if n in covered_set]
         recipe = [(n, n.target, n.args, dict(n.kwargs)) for n in ordered]
         linear = edit.call(aten.linear.default, args if args[2] is not None else args[:2], like=node, before=node)
-        node.replace_all_uses_with(linear)
-        for n in reversed(ordered):
-            edit.graph.erase_node(n)
+        edit.replace(node, linear)
+        edit.erase_if_dead(*reversed(ordered))
         lifted[linear] = Lifted(tuple(linear.args), recipe)
     return lifted
 
@@ -208,7 +207,7 @@ def _spelled(edit: GraphEdit, node: Node) -> Node:
             _pair(padding), _pair(arg_by_name(node, "dilation")), False, [0, 0], arg_by_name(node, "groups")))
     if packet is aten.linear:
         return _spelled_linear(emit, node)
-    node.target = edge_op(overload)
+    edit.retarget(node, edge_op(overload))
     return node
 
 

@@ -22,6 +22,7 @@ split), grouped convolutions, weights that are not constants or are shared.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch.fx import Node
@@ -29,7 +30,7 @@ from torch.fx import Node
 from ..ir import ops
 from ..ir.access import arg_by_name, fake_value
 from ..ir.propagate import run_chain
-from .base import GraphEdit, Match, Reject, Rule
+from .base import GraphEdit, GraphView, Match, Reject, Rule
 from .operands import constant_weight
 
 aten = ops.aten
@@ -80,11 +81,21 @@ def _absorbs(node: Node, value: Node) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class GatherMatch(Match):
+    x: Node  # the tensor before the gather
+    chain: tuple[Node, ...]  # the gather, producer to consumer (``node`` last)
+    pi: tuple[int, ...]  # ``node == x[:, pi]``
+    passing: tuple[Node, ...]  # channel-wise readers the permutation passes through
+    absorbers: tuple[Node, ...]  # the weighted sums that take it into their weights
+    weights: tuple[Node, ...]  # their constant weight placeholders
+
+
 class FoldChannelPermutation(Rule):
     name = "fold_channel_permutation"
     anchors = ops.GATHER_PACKETS
 
-    def match(self, node: Node, edit: GraphEdit) -> Match | Reject | None:
+    def match(self, node: Node, view: GraphView) -> Match | Reject | None:
         out = fake_value(node)
         if not isinstance(out, torch.Tensor) or out.dim() < 2 or out.shape[1] < 2:
             return None
@@ -125,7 +136,7 @@ class FoldChannelPermutation(Rule):
             return None
         weights = []
         for conv in absorbers:
-            source, _ = constant_weight(arg_by_name(conv, "weight"), edit)
+            source, _ = constant_weight(arg_by_name(conv, "weight"), view)
             if source is None:
                 return self.reject(node, f"the weight of {conv.name} is not a constant")
             if len(source.users) != 1 or source in weights:
@@ -133,18 +144,15 @@ class FoldChannelPermutation(Rule):
             weights.append(source)
         if any(len(step.users) != 1 for step in chain[:-1]):
             return self.reject(node, "a tensor inside the permutation is also read by another op")
-        return Match(node, {"x": x, "chain": chain, "pi": pi, "passing": passing, "absorbers": absorbers,
-                            "weights": weights})
+        return GatherMatch(node, x, tuple(chain), tuple(pi), tuple(passing), tuple(absorbers), tuple(weights))
 
-    def rewrite(self, edit: GraphEdit, m: Match) -> None:
-        pi = torch.tensor(m["pi"])
+    def rewrite(self, edit: GraphEdit, m: GatherMatch) -> None:
+        pi = torch.tensor(m.pi)
         inverse = torch.empty_like(pi)
         inverse[pi] = torch.arange(len(pi))
-        for weight in m["weights"]:
+        for weight in m.weights:
             edit.relayout_constant(weight, lambda w: w.index_select(1, inverse))
-        m.node.replace_all_uses_with(m["x"])
-        order = {n: i for i, n in enumerate(edit.graph.nodes)}
-        for step in sorted(m["passing"] + m["absorbers"], key=order.__getitem__):
+        edit.replace(m.node, m.x)
+        for step in sorted(m.passing + m.absorbers):  # in graph order: each reads the one before
             edit.refresh(step)
-        for step in reversed(m["chain"]):
-            edit.erase_if_dead(step)
+        edit.erase_if_dead(*reversed(m.chain))
