@@ -6,7 +6,6 @@ from typing import Sequence
 from torch.export import ExportedProgram
 
 from ..errors import InputError
-from ..ir import ops
 from ..targets import Target
 from . import edge
 from .base import GraphEdit, GraphView, Match, Reject, RewriteLog, Rule, run_rules
@@ -23,27 +22,43 @@ from .permute_through_join import PermuteThroughJoin
 from .pointwise_linear import PointwiseLinearToConv
 from .view_into_cat import ViewIntoCat
 
+# Every rule, in the order each round runs them; a rule says for which targets it runs
+# (``Rule.for_target``). A rule sees the graph the rules before it left in the same round, so
+# where two can take the same nodes the earlier one wins:
+# * permute chains are merged and constant permutes folded first, so what follows sees at most
+#   one permute in a row;
+# * a channel permutation that weighted sums read is folded into their weights before anything
+#   moves permutes or rewrites a channel shuffle: folding removes the gather outright;
+# * permutes then move toward each other (through elementwise ops and joins, around reshapes);
+#   compose_permutes merges what meets in the next round;
+# * op forms next: conv1d as conv2d, then the squeeze/unsqueeze pairs that leaves, a linear over
+#   the channels as a 1x1 conv;
+# * last the target's own forms, which look at how producers lay data out; view_into_cat comes
+#   before the channel shuffle rules, whose pattern it takes apart where the backend lays
+#   tensors out physically.
+RULES: tuple[type[Rule], ...] = (
+    ComposePermutes,
+    FoldConstantPermute,
+    FoldChannelPermutation,
+    PermuteThroughElementwise,
+    PermuteThroughJoin,
+    FusePermuteReshapePermute,
+    Conv1dToConv2d,
+    SinkSqueeze,
+    CancelUnsqueezeOfSqueeze,
+    PointwiseLinearToConv,
+    FlattenLinearToNHWC,
+    ViewIntoCat,
+    ChannelShuffleToChannelsLast,
+    ChannelShuffleToConv,
+    Conv1x1ToFullyConnected,
+)
+
 
 def rules_for(target: Target, planned: bool = True) -> list[Rule]:
     """The rules that pay on ``target``, in the order they run each round; ``planned``: whether
     layoutopt's ATen plan follows (else the backend lays tensors out, physically)."""
-    rules: list[Rule] = [ComposePermutes(), FoldConstantPermute(), FoldChannelPermutation(),
-                         PermuteThroughElementwise(), PermuteThroughJoin(), FusePermuteReshapePermute(target),
-                         Conv1dToConv2d(), SinkSqueeze(), CancelUnsqueezeOfSqueeze(), PointwiseLinearToConv()]
-    if ops.Family.CONV in target.channels_last:
-        rules.append(FlattenLinearToNHWC(target))
-        if target.channel_shuffle == "interleave" and not planned:
-            # where the backend lays tensors out physically, a shuffled cat interleaves as it
-            # copies; the ATen plan's strided layouts cannot express that (ShuffleNet-nano on
-            # cortex-m: 7 transposes instead of 3)
-            rules.append(ViewIntoCat())
-        shuffle = {"channels_last": ChannelShuffleToChannelsLast, "interleave": ChannelShuffleToChannelsLast,
-                   "conv": ChannelShuffleToConv}.get(target.channel_shuffle)
-        if shuffle is not None:
-            rules.append(shuffle(target))
-    if target.fc_for_pointwise:
-        rules.append(Conv1x1ToFullyConnected())
-    return rules
+    return [rule for rule in (cls.for_target(target, planned) for cls in RULES) if rule is not None]
 
 
 def rewrite(ep: ExportedProgram, target: Target, skip: "Sequence[str]" = (), planned: bool = True) -> RewriteLog:
@@ -67,4 +82,4 @@ def rewrite(ep: ExportedProgram, target: Target, skip: "Sequence[str]" = (), pla
     return log
 
 
-__all__ = ["GraphEdit", "GraphView", "Match", "Reject", "RewriteLog", "Rule", "rewrite", "rules_for"]
+__all__ = ["GraphEdit", "GraphView", "Match", "RULES", "Reject", "RewriteLog", "Rule", "rewrite", "rules_for"]

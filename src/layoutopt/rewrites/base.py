@@ -26,6 +26,7 @@ from ..ir import ops
 from ..ir.access import Role, constant_value, copy_provenance, input_placeholders, role_of
 from ..ir.propagate import fake_mode_of, refresh_meta, replay
 from ..layout.conversion import is_edge
+from ..targets import Target
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,12 @@ class Rule:
 
     name: str = "rule"
     anchors: frozenset = frozenset()
+
+    @classmethod
+    def for_target(cls, target: Target, planned: bool) -> "Rule | None":
+        """The rule as it runs for ``target``, or None where it does not pay there; ``planned``:
+        whether layoutopt's ATen plan follows (else the backend lays tensors out, physically)."""
+        return cls()
 
     def anchored_at(self, target: Any) -> bool:
         """Whether a node calling ``target`` is a candidate (its op packet is an anchor)."""

@@ -32,7 +32,7 @@ from torch.fx import Node
 
 from ..ir import ops
 from ..ir.access import as_perm, fake_value
-from ..targets import Target
+from ..targets import ShuffleForm, Target
 from .base import GraphEdit, GraphView, Match, Reject, Rule
 from .producers import channels_last_producer
 
@@ -52,10 +52,16 @@ class _ShuffleRule(Rule):
     """Matches ``view -> transpose(1, 2) -> [contiguous] -> view`` on the channel axis."""
 
     anchors = ops.VIEW_PACKETS
+    forms: frozenset = frozenset()  # the targets' shuffle forms this rule writes
 
     def __init__(self, target: Target):
         self.target = target
 
+    @classmethod
+    def for_target(cls, target: Target, planned: bool) -> Rule | None:
+        if ops.Family.CONV not in target.channels_last or target.channel_shuffle not in cls.forms:
+            return None
+        return cls(target)
 
     def match(self, node: Node, view: GraphView) -> Match | Reject | None:
         copy = node.args[0]
@@ -94,6 +100,7 @@ class ChannelShuffleToChannelsLast(_ShuffleRule):
     """The shuffle as one transpose of the channel axis's two factors (see the module doc)."""
 
     name = "channel_shuffle_to_channels_last"
+    forms = frozenset({ShuffleForm.CHANNELS_LAST, ShuffleForm.INTERLEAVE})
 
     def match(self, node: Node, view: GraphView) -> Match | Reject | None:
         found = super().match(node, view)
@@ -131,6 +138,7 @@ class ChannelShuffleToConv(_ShuffleRule):
     """
 
     name = "channel_shuffle_to_conv"
+    forms = frozenset({ShuffleForm.CONV})
 
     def shuffled(self, edit: GraphEdit, m: ShuffleMatch) -> Node:
         c, g, node = m.shape[1], m.groups, m.node

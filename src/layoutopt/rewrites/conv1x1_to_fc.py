@@ -19,6 +19,7 @@ from torch.fx import Node
 
 from ..ir import ops
 from ..ir.access import arg_by_name, fake_value
+from ..targets import Target
 from .base import GraphEdit, GraphView, Match, Reject, Rule
 from .operands import weight_and_bias
 from .qdq import pull_tail, replace_chain, view_before
@@ -40,6 +41,9 @@ class Conv1x1ToFullyConnected(Rule):
     name = "conv1x1_to_fc"
     anchors = frozenset({aten.conv2d, aten.convolution})
 
+    @classmethod
+    def for_target(cls, target: Target, planned: bool) -> Rule | None:
+        return cls() if target.fc_for_pointwise else None
 
     def match(self, node: Node, view: GraphView) -> Match | Reject | None:
         x = arg_by_name(node, "input")

@@ -41,6 +41,9 @@ class FlattenLinearToNHWC(Rule):
     def __init__(self, target: Target):
         self.target = target
 
+    @classmethod
+    def for_target(cls, target: Target, planned: bool) -> Rule | None:
+        return cls(target) if ops.Family.CONV in target.channels_last else None
 
     def match(self, node: Node, view: GraphView) -> Match | Reject | None:
         flat = arg_by_name(node, "input")

@@ -69,6 +69,9 @@ class FusePermuteReshapePermute(Rule):
         self.free_restatements = ops.Family.CONV in target.channels_last
         self.target = target
 
+    @classmethod
+    def for_target(cls, target: Target, planned: bool) -> Rule | None:
+        return cls(target)
 
     def match(self, node: Node, view: GraphView) -> Match | Reject | None:
         q = as_perm(node)

@@ -21,6 +21,7 @@ from torch.fx import Node
 
 from ..ir import ops
 from ..ir.access import fake_value
+from ..targets import ShuffleForm, Target
 from .base import GraphEdit, GraphView, Match, Reject, Rule
 
 aten = ops.aten
@@ -40,6 +41,13 @@ class ViewIntoCat(Rule):
     name = "view_into_cat"
     anchors = ops.VIEW_PACKETS
 
+    @classmethod
+    def for_target(cls, target: Target, planned: bool) -> Rule | None:
+        # where the backend lays tensors out physically, a shuffled cat interleaves as it
+        # copies; the ATen plan's strided layouts cannot express that (ShuffleNet-nano on
+        # cortex-m: 7 transposes instead of 3)
+        wanted = ops.Family.CONV in target.channels_last and target.channel_shuffle is ShuffleForm.INTERLEAVE
+        return cls() if wanted and not planned else None
 
     def match(self, node: Node, view: GraphView) -> Match | Reject | None:
         cat = node.args[0]
