@@ -185,11 +185,11 @@ def test_padding_between_convolutions_is_planned_channels_last(tmp_path):
 
 
 def test_pad_lists_follow_the_permuted_dims():
-    from layoutopt.executorch.arm_physical import _permuted_pad
+    from layoutopt.ir.perm import permuted_pad
 
     # NCHW pads of W (1, 2) and H (3, 4), the tensor stored NHWC: C, then W, then H from the back
-    assert _permuted_pad([1, 2, 3, 4], (0, 2, 3, 1)) == [0, 0, 1, 2, 3, 4]
-    assert _permuted_pad([1, 2], (0, 1, 2, 3)) == [1, 2]
+    assert permuted_pad([1, 2, 3, 4], (0, 2, 3, 1)) == [0, 0, 1, 2, 3, 4]
+    assert permuted_pad([1, 2], (0, 1, 2, 3)) == [1, 2]
 
 
 def test_narrow_innermost_layouts_cost_a_transpose():

@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from layoutopt.layout.perm import (
+from layoutopt.ir.perm import (
     Perm, channels_last_order, identity_order, layout_key, order_after_permute, order_before_permute, order_of,
     reshape_order, same_layout, strides_for,
 )

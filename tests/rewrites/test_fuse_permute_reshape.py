@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from helpers import assert_rewrite, check_plan, op_counts
-from layoutopt.layout.perm import Perm
+from layoutopt.ir.perm import Perm
 from layoutopt.rewrites import FusePermuteReshapePermute
 from layoutopt.rewrites.fuse_permute_reshape import single_permute_form
 from layoutopt.targets import Target, get_target

@@ -18,7 +18,7 @@ from torch.fx import GraphModule, Node
 
 from ..ir import ops
 from ..ir.access import copy_provenance, fake_value
-from ..layout.perm import Order, Perm, identity_order, layout_key, order_after_permute
+from ..ir.perm import Order, Perm, identity_order, layout_key, moves_bytes, permuted_pad
 from .arm_plan import ArmPlan
 
 
@@ -116,7 +116,7 @@ class _Writer:
             node.args = tuple(args)
             node.kwargs = {k: v for k, v in node.kwargs.items() if k != "dim"}
         elif kind is ops.ArmKind.PAD:
-            node.args = (node.args[0], _permuted_pad(list(node.args[1]), out), *node.args[2:])
+            node.args = (node.args[0], permuted_pad(list(node.args[1]), out), *node.args[2:])
         for arg in list(node.all_input_nodes):
             if arg.name in self.plan.constants and len(fake_value(arg).shape) == rank:
                 node.replace_input_with(arg, self._constant(arg, out))
@@ -129,8 +129,7 @@ class _Writer:
         q = Perm(have).inverse().then(Perm(tuple(d % len(dims) for d in dims)).then(Perm(out)))
         base = self.get(src, have)
         shape = tuple(fake_value(base).shape)
-        if layout_key(q.apply(shape), order_after_permute(identity_order(len(q.dims)), q)) == \
-                layout_key(q.apply(shape), identity_order(len(q.dims))):  # renames the memory sequence
+        if not moves_bytes(q, q.apply(shape)):  # renames the memory sequence
             target = Perm(out).apply(self._shape(node))
             self.physical[(node, out)] = base if shape == target else self._new(self.view_op, base, target, node)
             self.retired.append(node)
@@ -148,19 +147,6 @@ class _Writer:
         for node in reversed(self.retired):
             if not node.users:
                 self.gm.graph.erase_node(node)
-
-
-def _permuted_pad(pad: list[int], order: Order) -> list[int]:
-    """``constant_pad_nd``'s pad list (before/after pairs from the last dim backwards) for the
-    tensor permuted by ``order``."""
-    rank = len(order)
-    per_dim = {rank - 1 - i: (pad[2 * i], pad[2 * i + 1]) for i in range(len(pad) // 2)}
-    out: list[int] = []
-    for physical in reversed(range(rank)):
-        out += list(per_dim.get(order[physical], (0, 0)))
-    while len(out) > 2 and out[-2:] == [0, 0]:  # leading dims without padding
-        out = out[:-2]
-    return out
 
 
 def write_plan(gm: GraphModule, ep: ExportedProgram | None, plan: ArmPlan) -> None:

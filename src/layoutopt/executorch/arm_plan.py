@@ -29,8 +29,8 @@ from torch.fx import GraphModule, Node
 
 from ..ir import ops
 from ..ir.access import fake_value, is_tensor
-from ..layout.perm import (Order, Perm, identity_order, layout_key, order_after_permute, order_before_permute,
-                           reshape_order, strides_for)
+from ..ir.perm import (Order, Perm, identity_order, layout_key, moves_bytes, order_after_permute,
+                       order_before_permute, reshape_order, strides_for)
 from ..layout.problem import Label, Mode, Problem, ValueInfo
 from ..layout.solve import Solution, solve
 
@@ -273,9 +273,8 @@ def _perm_of(node: Node) -> Perm:
 
 def _renames(shape: tuple[int, ...], dims) -> bool:
     """Whether ``x.permute(dims)`` of a contiguous ``x`` keeps its memory sequence."""
-    out = order_after_permute(identity_order(len(shape)), Perm(tuple(dims)))
-    permuted = Perm(tuple(dims)).apply(shape)
-    return layout_key(permuted, out) == layout_key(permuted, identity_order(len(shape)))
+    perm = Perm(tuple(dims))
+    return not moves_bytes(perm, perm.apply(shape))
 
 
 def _stock_transposes(gm: GraphModule, values: dict[Node, ValueInfo], kind_of) -> tuple[int, int]:

@@ -1,13 +1,17 @@
-"""Reading graph nodes: arguments by schema name, tensor metadata from ``meta["val"]``."""
+"""Reading graph nodes: arguments by schema name, tensor metadata from ``meta["val"]``, the
+permutation a permute applies, and the role of each input and output of a program."""
 from __future__ import annotations
 
+import enum
 from typing import Any, Iterator
 
 import torch
+from torch.export.graph_signature import InputKind, OutputKind
 from torch.fx import Node
 
 from ..errors import UnsupportedError
-from ..layout.perm import Order, order_of
+from . import ops
+from .perm import Order, Perm, order_of
 
 
 def fake_value(node: Node) -> Any:
@@ -72,6 +76,52 @@ def tensor_outputs(node: Node) -> Iterator[tuple[int, torch.Tensor]]:
                 yield i, item
 
 
+def as_perm(node: Any) -> Perm | None:
+    """The permutation a ``permute``/``transpose``/``t`` node (or its edge ``*_copy``) applies, or None."""
+    if not isinstance(node, Node) or node.op != "call_function":
+        return None
+    overload = ops.canonical(node.target)
+    if overload not in (ops.aten.permute.default, ops.aten.transpose.int, ops.aten.t.default):
+        return None
+    source = fake_value(node.args[0]) if isinstance(node.args[0], Node) else None
+    if not isinstance(source, torch.Tensor):
+        return None
+    rank = source.dim()
+    if overload is ops.aten.permute.default:
+        return Perm(tuple(d % rank for d in node.args[1]))
+    dims = list(range(rank))
+    if rank < 2:
+        return Perm(tuple(dims))
+    a, b = (node.args[1] % rank, node.args[2] % rank) if len(node.args) == 3 else (0, 1)
+    dims[a], dims[b] = dims[b], dims[a]
+    return Perm(tuple(dims))
+
+
+class Role(enum.Enum):
+    """What an input or output of an exported program is to layoutopt."""
+
+    USER = "user"  # an input the caller passes or an output the caller reads: its layout is theirs
+    CONSTANT = "constant"  # a parameter, buffer or lifted tensor constant: its value is known now
+    OBJECT = "object"  # a script object
+    OTHER = "other"  # tokens, mutated buffers, gradients
+
+
+_ROLES = {InputKind.USER_INPUT: Role.USER, OutputKind.USER_OUTPUT: Role.USER, InputKind.PARAMETER: Role.CONSTANT,
+          InputKind.BUFFER: Role.CONSTANT, InputKind.CONSTANT_TENSOR: Role.CONSTANT, InputKind.CUSTOM_OBJ: Role.OBJECT}
+
+
+def role_of(spec: Any) -> Role:
+    """The role of an input or output spec of a graph signature: the one reading of its kind."""
+    return _ROLES.get(spec.kind, Role.OTHER)
+
+
+def constant_value(ep, spec: Any) -> torch.Tensor | None:
+    """The tensor behind a ``Role.CONSTANT`` input spec (a parameter or buffer in the state dict,
+    a lifted constant or non-persistent buffer among the constants)."""
+    value = ep.state_dict.get(spec.target)
+    return value if value is not None else ep.constants.get(spec.target)
+
+
 def input_placeholders(ep) -> list[tuple[Any, Node]]:
     """``(input spec, placeholder node)`` pairs, by position: a copied program may rename a
     placeholder (``input`` -> ``input_1``) without renaming its spec."""
@@ -80,4 +130,4 @@ def input_placeholders(ep) -> list[tuple[Any, Node]]:
 
 
 def user_input_nodes(ep) -> list[Node]:
-    return [n for s, n in input_placeholders(ep) if s.kind.name == "USER_INPUT"]
+    return [n for s, n in input_placeholders(ep) if role_of(s) is Role.USER]

@@ -191,7 +191,22 @@ def packet_of(node: Any) -> Any:
     return getattr(canonical(node.target), "overloadpacket", None)
 
 
+# -- named op sets the rewrite rules match on ---------------------------------------------------
+PERMUTE_PACKETS = frozenset({aten.permute, aten.transpose, aten.t})
 VIEW_PACKETS = frozenset({aten.view, aten.reshape, aten._unsafe_view})
+FLATTEN_PACKETS = VIEW_PACKETS | {aten.flatten}  # reshapes that can merge dims
+RESHAPE_PACKETS = FLATTEN_PACKETS | {aten.unflatten}  # every reshape of the element sequence
+# views that regroup or reorder elements (what a chain proved equal to a permute + reshape by
+# index replay may be made of)
+REORDER_PACKETS = RESHAPE_PACKETS | {aten.permute, aten.transpose}
+# what a gather of channels may be made of: reorders and the copies that make them dense
+GATHER_PACKETS = REORDER_PACKETS | {aten.clone, aten.contiguous}
+CONCAT_PACKETS = frozenset({aten.cat, aten.concat})
+SPLIT_PACKETS = frozenset({aten.split, aten.split_with_sizes, aten.chunk, aten.slice})
+REDUCTION_PACKETS = _packets("sum", "amax", "amin", "mean")  # reductions over listed dims
+POOL_2D_PACKETS = frozenset({aten.adaptive_avg_pool2d, aten._adaptive_avg_pool2d, aten.avg_pool2d, aten.max_pool2d})
+# ops that sum their input's channels (dim 1) against a weight
+WEIGHTED_SUM_PACKETS = frozenset({aten.conv1d, aten.conv2d, aten.conv3d, aten.convolution, aten.linear})
 
 
 def is_contiguous_copy(node: Any) -> bool:
@@ -295,7 +310,6 @@ class ArmKind(enum.Enum):
     RESHAPE = "reshape"  # a view that keeps the memory sequence where index replay proves it
 
 
-_KEEPDIM_REDUCTIONS = _packets("sum", "amax", "amin", "mean")
 # argument position of the axis (or axes) each AXES op takes, and where keepdim is
 _AXIS_ARG = {aten.sum: 1, aten.amax: 1, aten.amin: 1, aten.mean: 1, aten.cat: 1, aten.slice: 1}
 
@@ -323,7 +337,7 @@ def arm_kind(node: Any) -> ArmKind:
         return ArmKind.PERMUTE
     if packet in VIEW_PACKETS:
         return ArmKind.RESHAPE
-    if packet in _KEEPDIM_REDUCTIONS:
+    if packet in REDUCTION_PACKETS:
         keepdim = node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False)
         return ArmKind.AXES if keepdim and axis_arg(node)[1] is not None else ArmKind.ANCHOR
     if packet in (aten.cat, aten.slice):
@@ -375,4 +389,4 @@ def axis_arg(node: Any) -> tuple[int, Any]:
     index = _AXIS_ARG[packet_of(node)]
     if index < len(node.args):
         return index, node.args[index]
-    return index, node.kwargs.get("dim", None if packet_of(node) in _KEEPDIM_REDUCTIONS else 0)
+    return index, node.kwargs.get("dim", None if packet_of(node) in REDUCTION_PACKETS else 0)

@@ -16,7 +16,7 @@ from torch.fx import GraphModule, Node
 from torch.fx.node import map_arg
 
 from ..errors import UnsupportedError
-from ..layout.perm import order_of, strides_for
+from .perm import order_of, strides_for
 from . import ops
 from .access import fake_value
 

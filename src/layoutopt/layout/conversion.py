@@ -13,7 +13,7 @@ import torch
 from torch.export import ExportedProgram
 
 from ..ir import ops
-from .perm import Order, Perm, channels_last_order, identity_order
+from ..ir.perm import Order, Perm, channels_last_order, identity_order
 
 _MEMORY_FORMATS = {4: torch.channels_last, 5: torch.channels_last_3d}
 

@@ -25,8 +25,8 @@ from torch.fx import Node
 from ..ir import ops
 from ..ir.access import is_tensor, tensor_order
 from ..ir.ops import Family
+from ..ir.perm import Order, Perm, channels_last_order, identity_order, layout_key, order_after_permute
 from ..targets import Target
-from .perm import Order, Perm, channels_last_order, identity_order, layout_key, order_after_permute
 
 
 class IOLayout(enum.Enum):

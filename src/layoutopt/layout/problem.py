@@ -31,17 +31,17 @@ from typing import Any
 
 import torch
 from torch.export import ExportedProgram
-from torch.export.graph_signature import InputKind, OutputKind
 from torch.fx import Node
 from torch.fx.node import map_arg
 
 from ..ir import ops
-from ..ir.access import fake_value, input_placeholders, is_tensor, static_shape, tensor_order, user_input_nodes
+from ..ir.access import (Role, fake_value, input_placeholders, is_tensor, role_of, static_shape, tensor_order,
+                         user_input_nodes)
 from ..ir.propagate import fake_mode_of, run_fake
 from ..targets import Target
+from ..ir.perm import Order, channels_last_order, distinct_layouts, identity_order, layout_key, order_of, strides_for
 from .conversion import conversion_call, is_edge
 from .cost import IOLayout, constant_folded, is_unary_same_shape, key_of, op_charges
-from .perm import Order, channels_last_order, distinct_layouts, identity_order, layout_key, order_of, strides_for
 
 Value = tuple[str, int]  # (producing node, output index; -1 for a single tensor)
 Label = tuple[int, ...]  # the exact strides of a tensor
@@ -122,8 +122,7 @@ def conversion_orders(rank: int) -> list[Order]:
 
 
 def constant_names(ep: ExportedProgram) -> set[str]:
-    kinds = {InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR, InputKind.CUSTOM_OBJ}
-    return {n.name for s, n in input_placeholders(ep) if s.kind in kinds}
+    return {n.name for s, n in input_placeholders(ep) if role_of(s) in (Role.CONSTANT, Role.OBJECT)}
 
 
 def user_input_names(ep: ExportedProgram) -> set[str]:
@@ -134,7 +133,7 @@ def user_output_nodes(ep: ExportedProgram) -> list[Node]:
     out = ep.graph.output_node()
     flat = list(out.args[0])
     return [flat[i] for i, s in enumerate(ep.graph_signature.output_specs)
-            if s.kind == OutputKind.USER_OUTPUT and isinstance(flat[i], Node)]
+            if role_of(s) is Role.USER and isinstance(flat[i], Node)]
 
 
 def copy_variants(node: Node) -> list[tuple[Any, tuple]]:

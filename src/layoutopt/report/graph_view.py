@@ -8,8 +8,8 @@ import torch
 from torch.fx import Node
 
 from ..ir import ops
-from ..ir.access import fake_value, is_tensor, tensor_order
-from ..layout.perm import channels_last_order, identity_order, layout_key
+from ..ir.access import Role, fake_value, is_tensor, role_of, tensor_order
+from ..ir.perm import channels_last_order, identity_order, layout_key
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,7 @@ def view_of(program: torch.export.ExportedProgram, charges) -> GraphView:
         name, nbytes, detail = (c["node"], c["bytes"], c["detail"]) if isinstance(c, dict) else (
             c.node, c.bytes, c.detail)
         cost.setdefault(name, []).append((nbytes, detail))
-    user_inputs = {spec.arg.name for spec in program.graph_signature.input_specs
-                   if spec.kind.name == "USER_INPUT"}
+    user_inputs = {spec.arg.name for spec in program.graph_signature.input_specs if role_of(spec) is Role.USER}
     view = GraphView()
     kept: set[str] = set()
     for node in program.graph.nodes:

@@ -6,11 +6,9 @@ from typing import Sequence
 from torch.export import ExportedProgram
 
 from ..errors import InputError
-from ..ir import ops
-from ..ir.propagate import refresh_meta
 from ..targets import Target
 from . import edge
-from .base import GraphEdit, Match, Reject, RewriteLog, Rule, run_rules
+from .base import GraphEdit, GraphView, Match, Reject, RewriteLog, Rule, run_rules
 from .channel_shuffle import ChannelShuffleToChannelsLast, ChannelShuffleToConv
 from .conv1d_to_conv2d import Conv1dToConv2d
 from .conv1x1_to_fc import Conv1x1ToFullyConnected
@@ -24,27 +22,43 @@ from .permute_through_join import PermuteThroughJoin
 from .pointwise_linear import PointwiseLinearToConv
 from .view_into_cat import ViewIntoCat
 
+# Every rule, in the order each round runs them; a rule says for which targets it runs
+# (``Rule.for_target``). A rule sees the graph the rules before it left in the same round, so
+# where two can take the same nodes the earlier one wins:
+# * permute chains are merged and constant permutes folded first, so what follows sees at most
+#   one permute in a row;
+# * a channel permutation that weighted sums read is folded into their weights before anything
+#   moves permutes or rewrites a channel shuffle: folding removes the gather outright;
+# * permutes then move toward each other (through elementwise ops and joins, around reshapes);
+#   compose_permutes merges what meets in the next round;
+# * op forms next: conv1d as conv2d, then the squeeze/unsqueeze pairs that leaves, a linear over
+#   the channels as a 1x1 conv;
+# * last the target's own forms, which look at how producers lay data out; view_into_cat comes
+#   before the channel shuffle rules, whose pattern it takes apart where the backend lays
+#   tensors out physically.
+RULES: tuple[type[Rule], ...] = (
+    ComposePermutes,
+    FoldConstantPermute,
+    FoldChannelPermutation,
+    PermuteThroughElementwise,
+    PermuteThroughJoin,
+    FusePermuteReshapePermute,
+    Conv1dToConv2d,
+    SinkSqueeze,
+    CancelUnsqueezeOfSqueeze,
+    PointwiseLinearToConv,
+    FlattenLinearToNHWC,
+    ViewIntoCat,
+    ChannelShuffleToChannelsLast,
+    ChannelShuffleToConv,
+    Conv1x1ToFullyConnected,
+)
+
 
 def rules_for(target: Target, planned: bool = True) -> list[Rule]:
     """The rules that pay on ``target``, in the order they run each round; ``planned``: whether
     layoutopt's ATen plan follows (else the backend lays tensors out, physically)."""
-    rules: list[Rule] = [ComposePermutes(), FoldConstantPermute(), FoldChannelPermutation(),
-                         PermuteThroughElementwise(), PermuteThroughJoin(), FusePermuteReshapePermute(target),
-                         Conv1dToConv2d(), SinkSqueeze(), CancelUnsqueezeOfSqueeze(), PointwiseLinearToConv()]
-    if ops.Family.CONV in target.channels_last:
-        rules.append(FlattenLinearToNHWC(target))
-        if target.channel_shuffle == "interleave" and not planned:
-            # where the backend lays tensors out physically, a shuffled cat interleaves as it
-            # copies; the ATen plan's strided layouts cannot express that (ShuffleNet-nano on
-            # cortex-m: 7 transposes instead of 3)
-            rules.append(ViewIntoCat())
-        shuffle = {"channels_last": ChannelShuffleToChannelsLast, "interleave": ChannelShuffleToChannelsLast,
-                   "conv": ChannelShuffleToConv}.get(target.channel_shuffle)
-        if shuffle is not None:
-            rules.append(shuffle(target))
-    if target.fc_for_pointwise:
-        rules.append(Conv1x1ToFullyConnected())
-    return rules
+    return [rule for rule in (cls.for_target(target, planned) for cls in RULES) if rule is not None]
 
 
 def rewrite(ep: ExportedProgram, target: Target, skip: "Sequence[str]" = (), planned: bool = True) -> RewriteLog:
@@ -61,13 +75,11 @@ def rewrite(ep: ExportedProgram, target: Target, skip: "Sequence[str]" = (), pla
     log = run_rules(edit, [rule for rule in rules if rule.name not in skip])
     if edit.edge:
         edge.spell(edit, lifted)
-    edit.finish()
-    if log.applied:
-        # a rule recomputes the nodes it builds; the ones downstream keep strides that may now be
-        # stale (a 1x1 conv made a linear changes the size-1 strides of what follows), and eager's
-        # kernels read those strides, so the planner must see them as they now are
-        refresh_meta(ep.graph_module)
+    # a rule recomputes the nodes it builds; the ones downstream keep strides that may now be
+    # stale (a 1x1 conv made a linear changes the size-1 strides of what follows), and eager's
+    # kernels read those strides, so the planner must see them as they now are
+    edit.finish(refresh=bool(log.applied))
     return log
 
 
-__all__ = ["GraphEdit", "Match", "Reject", "RewriteLog", "Rule", "rewrite", "rules_for"]
+__all__ = ["GraphEdit", "GraphView", "Match", "RULES", "Reject", "RewriteLog", "Rule", "rewrite", "rules_for"]

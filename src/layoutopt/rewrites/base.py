@@ -1,10 +1,15 @@
 """The rule contract and the one place graph edits happen.
 
-A rule reads a node and returns a ``Match`` (everything the rewrite needs), a ``Reject`` with
-its reason (the node looked like a candidate but a precondition failed), or None (not a
-candidate at all). ``rewrite`` receives only the ``Match`` and edits through ``GraphEdit``,
-which copies metadata instead of aliasing it and computes ``meta["val"]`` of every new node.
-A match that then cannot be rewritten is a bug and raises with the node and its shapes.
+A rule reads a node through a ``GraphView`` (read only) and returns a ``Match`` (a frozen
+dataclass of everything its rewrite needs), a ``Reject`` with its reason (the node looked like
+a candidate but a precondition failed), or None (not a candidate at all). ``rewrite`` receives
+only the ``Match`` and edits through ``GraphEdit``, which copies metadata instead of aliasing it
+and computes ``meta["val"]`` of every node it builds. A match that then cannot be rewritten is
+a bug and raises with the node and its shapes.
+
+``GraphEdit`` is also how the rules' edge-dialect adapter (``edge.py``) and the plan writer
+(``layout/materialize.py``) change a program: no other module assigns a node's target, args,
+kwargs or metadata, inserts or erases nodes (``tests/rewrites/test_contract.py`` checks).
 """
 from __future__ import annotations
 
@@ -14,14 +19,14 @@ from typing import Any, Callable
 
 import torch
 from torch.export import ExportedProgram
-from torch.export.graph_signature import InputKind
 from torch.fx import Node
 
 from ..errors import InternalError
 from ..ir import ops
-from ..ir.access import copy_provenance, input_placeholders
-from ..ir.propagate import fake_mode_of, replay
+from ..ir.access import Role, constant_value, copy_provenance, input_placeholders, role_of
+from ..ir.propagate import fake_mode_of, refresh_meta, replay
 from ..layout.conversion import is_edge
+from ..targets import Target
 
 
 @dataclass(frozen=True)
@@ -34,11 +39,25 @@ class Reject:
 
 @dataclass(frozen=True)
 class Match:
-    node: Node
-    parts: dict = field(default_factory=dict, hash=False, compare=False)
+    """What a rule found at ``node``; each rule subclasses it with the fields its rewrite reads."""
 
-    def __getitem__(self, key: str) -> Any:
-        return self.parts[key]
+    node: Node
+
+
+class GraphView:
+    """What ``match`` may read besides the nodes themselves: the tensors behind constant
+    placeholders and the program's dialect. It has no way to change the program."""
+
+    def __init__(self, ep: ExportedProgram):
+        self._ep = ep
+        self.edge = is_edge(ep)  # views are ``*_copy`` ops: copies unless dim orders line up
+        self._constants = {n.name: spec for spec, n in input_placeholders(ep) if role_of(spec) is Role.CONSTANT}
+
+    def constant(self, node: Any) -> torch.Tensor | None:
+        """The tensor behind a parameter, buffer or lifted constant placeholder, else None."""
+        if not isinstance(node, Node) or node.op != "placeholder" or node.name not in self._constants:
+            return None
+        return constant_value(self._ep, self._constants[node.name])
 
 
 class Rule:
@@ -47,11 +66,17 @@ class Rule:
     name: str = "rule"
     anchors: frozenset = frozenset()
 
-    def applies(self, node: Node) -> bool:
-        """Whether ``node`` is worth matching at all (its op is one of the anchors)."""
-        return ops.packet_of(node) in self.anchors
+    @classmethod
+    def for_target(cls, target: Target, planned: bool) -> "Rule | None":
+        """The rule as it runs for ``target``, or None where it does not pay there; ``planned``:
+        whether layoutopt's ATen plan follows (else the backend lays tensors out, physically)."""
+        return cls()
 
-    def match(self, node: Node, edit: "GraphEdit") -> Match | Reject | None:
+    def anchored_at(self, target: Any) -> bool:
+        """Whether a node calling ``target`` is a candidate (its op packet is an anchor)."""
+        return getattr(ops.canonical(target), "overloadpacket", None) in self.anchors
+
+    def match(self, node: Node, view: GraphView) -> Match | Reject | None:
         raise NotImplementedError
 
     def rewrite(self, edit: "GraphEdit", m: Match) -> None:
@@ -62,30 +87,28 @@ class Rule:
 
 
 class GraphEdit:
-    """All mutation of a program by rules goes through here."""
+    """All mutation of a program goes through here."""
 
     def __init__(self, ep: ExportedProgram):
         self.ep = ep
         self.graph = ep.graph_module.graph
-        self.edge = is_edge(ep)  # views are ``*_copy`` ops: copies unless dim orders line up
+        self.view = GraphView(ep)
         self.mode = fake_mode_of(ep.graph_module)
-        kinds = {InputKind.PARAMETER: "param", InputKind.BUFFER: "buffer",
-                 InputKind.CONSTANT_TENSOR: "constant"}
-        self._constants = {n.name: (kinds[s.kind], s.target) for s, n in input_placeholders(ep)
-                           if s.kind in kinds}
+        self._touched: list[Node] = []  # nodes built or retargeted, for ``run_rules``' index
 
     # -- reading ----------------------------------------------------------------------------
-    def constant(self, node: Node) -> torch.Tensor | None:
-        """The tensor behind a parameter, buffer or lifted constant placeholder, else None."""
-        if not isinstance(node, Node) or node.op != "placeholder" or node.name not in self._constants:
-            return None
-        _, target = self._constants[node.name]
-        value = self.ep.state_dict.get(target)
-        return value if value is not None else self.ep.constants.get(target)
+    @property
+    def edge(self) -> bool:
+        return self.view.edge
 
-    # -- writing ----------------------------------------------------------------------------
+    def constant(self, node: Any) -> torch.Tensor | None:
+        return self.view.constant(node)
+
+    # -- nodes ------------------------------------------------------------------------------
     def call(self, target: Any, args: tuple, kwargs: dict | None = None, *, like: Node,
              before: Node | None = None, after: Node | None = None) -> Node:
+        """A new ``target(*args, **kwargs)`` with ``like``'s provenance, before ``before`` (else
+        ``like``) or after ``after``; its ``meta["val"]`` replayed from its inputs'."""
         kwargs = kwargs or {}
         where = self.graph.inserting_after(after) if after is not None else self.graph.inserting_before(
             before if before is not None else like)
@@ -95,32 +118,54 @@ class GraphEdit:
         try:
             node.meta["val"] = replay(self.mode, node)
         except Exception as exc:
-            raise InternalError(f"rewrite built an invalid {ops.op_name(target)} next to '{like.name}': "
+            raise InternalError(f"an edit built an invalid {ops.op_name(target)} next to '{like.name}': "
                                 f"{type(exc).__name__}: {exc}") from exc
+        self._touched.append(node)
         return node
 
-    def refresh(self, node: Node) -> None:
-        """Recompute ``meta["val"]`` of ``node`` after its inputs changed shape or layout."""
-        node.meta["val"] = replay(self.mode, node)
+    def retarget(self, node: Node, target: Any = None, *, args: tuple | None = None,
+                 kwargs: dict | None = None) -> None:
+        """Give ``node`` another op, args or kwargs (None keeps each); ``refresh`` recomputes
+        its value once its inputs are final."""
+        if target is not None:
+            node.target = target
+            self._touched.append(node)
+        if args is not None:
+            node.args = tuple(args)
+        if kwargs is not None:
+            node.kwargs = dict(kwargs)
+
+    def replace_input(self, node: Node, old: Node, new: Node) -> None:
+        """``node`` reads ``new`` wherever it read ``old``."""
+        node.replace_input_with(old, new)
 
     def replace(self, old: Node, new: Node) -> None:
+        """Every reader of ``old`` reads ``new``; ``old`` is erased once nothing reads it."""
         old.replace_all_uses_with(new)
         if not old.users:
             self.graph.erase_node(old)
 
-    def erase_if_dead(self, node: Node) -> None:
-        if node.op == "call_function" and not node.users:
-            self.graph.erase_node(node)
+    def erase_if_dead(self, *nodes: Node) -> None:
+        """Erase each of ``nodes``, in the order given, that is an op nothing reads any more
+        (list a chain from consumer to producer to erase all of it)."""
+        for node in nodes:
+            if node.op == "call_function" and not node.users and not getattr(node, "_erased", False):
+                self.graph.erase_node(node)
 
-    def finish(self) -> None:
-        """Check the graph and regenerate the program's code after the edits."""
-        self.graph.lint()
-        self.ep.graph_module.recompile()
+    # -- values -----------------------------------------------------------------------------
+    def refresh(self, node: Node) -> None:
+        """Recompute ``meta["val"]`` of ``node`` after its inputs changed shape or layout."""
+        node.meta["val"] = replay(self.mode, node)
+
+    def set_value(self, node: Node, value: Any) -> None:
+        """State ``node``'s value (a fake tensor) where it is decided, not computed: a plan
+        fixes the layout of an input."""
+        node.meta["val"] = value
 
     def add_constant(self, name: str, value: torch.Tensor, before: Node) -> Node:
         """A new lifted parameter holding ``value`` (made at compile time), as a placeholder
         among the program's other parameters; ``before`` is where its reader will be."""
-        from torch.export.graph_signature import InputSpec, TensorArgument
+        from torch.export.graph_signature import InputKind, InputSpec, TensorArgument
 
         specs = self.ep.graph_signature.input_specs
         taken = {n.name for n in self.graph.nodes} | set(self.ep.state_dict) | set(self.ep.constants)
@@ -129,30 +174,42 @@ class GraphEdit:
             i += 1
             target = f"{name}_{i}"
         pairs = input_placeholders(self.ep)
-        first_user = next((i for i, (spec, _) in enumerate(pairs) if spec.kind is InputKind.USER_INPUT),
-                          len(pairs))
+        first_user = next((i for i, (spec, _) in enumerate(pairs) if role_of(spec) is Role.USER), len(pairs))
         anchor = pairs[first_user][1] if first_user < len(pairs) else before
         with self.graph.inserting_before(anchor if first_user < len(pairs) else next(iter(self.graph.nodes))):
             node = self.graph.placeholder(target)
         node.meta["val"] = self.mode.from_tensor(value, static_shapes=True)
-        specs.insert(first_user, InputSpec(kind=InputKind.PARAMETER, arg=TensorArgument(name=node.name),
-                                           target=target, persistent=None))
+        spec = InputSpec(kind=InputKind.PARAMETER, arg=TensorArgument(name=node.name), target=target, persistent=None)
+        specs.insert(first_user, spec)
         self.ep.state_dict[target] = torch.nn.Parameter(value.contiguous(), requires_grad=False)
-        self._constants[node.name] = ("param", target)
+        self.view._constants[node.name] = spec
         return node
 
     def relayout_constant(self, node: Node, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
         """Replace the tensor behind a constant placeholder with ``fn`` of it (compile time)."""
-        kind, target = self._constants[node.name]
+        target = self.view._constants[node.name].target
         old = self.constant(node)
         new = fn(old.detach())
-        if kind == "param":
+        if isinstance(old, torch.nn.Parameter):
             new = torch.nn.Parameter(new.contiguous(), requires_grad=old.requires_grad)
         if target in self.ep.state_dict:
             self.ep.state_dict[target] = new
         else:
             self.ep.constants[target] = new
         node.meta["val"] = self.mode.from_tensor(new, static_shapes=True)
+
+    def finish(self, refresh: bool = False) -> None:
+        """Check the graph and regenerate the program's code after the edits; with ``refresh``,
+        recompute every node's ``meta["val"]`` in graph order (strides downstream of an edit
+        may be stale, and eager's kernels read them)."""
+        self.graph.lint()
+        self.ep.graph_module.recompile()
+        if refresh:
+            refresh_meta(self.ep.graph_module)
+
+    def _take_touched(self) -> list[Node]:
+        touched, self._touched = self._touched, []
+        return touched
 
 
 @dataclass
@@ -161,20 +218,52 @@ class RewriteLog:
     rejects: list[Reject] = field(default_factory=list)
 
 
+class _Candidates:
+    """The call nodes of a graph by target, indexed once a round and kept up to date with the
+    nodes the round's rewrites build or retarget: a rule visits only the nodes of its anchors."""
+
+    def __init__(self, edit: GraphEdit):
+        self.edit = edit
+        edit._take_touched()
+        self.by_target: dict[Any, list[Node]] = {}
+        for node in edit.graph.nodes:
+            if node.op == "call_function":
+                self.by_target.setdefault(node.target, []).append(node)
+        self.anchored: dict[tuple[int, Any], bool] = {}
+
+    def is_anchor(self, rule: Rule, target: Any) -> bool:
+        key = (id(rule), target)
+        found = self.anchored.get(key)
+        if found is None:
+            found = self.anchored[key] = bool(rule.anchored_at(target))
+        return found
+
+    def of(self, rule: Rule) -> list[Node]:
+        """The live nodes ``rule`` is anchored at, in graph order."""
+        for node in self.edit._take_touched():
+            self.by_target.setdefault(node.target, []).append(node)
+        found = {node for target, nodes in self.by_target.items() if self.is_anchor(rule, target)
+                 for node in nodes if node.target is target and not getattr(node, "_erased", False)}
+        return sorted(found)  # nodes compare by their position in the graph
+
+
 def run_rules(edit: GraphEdit, rules: list[Rule], max_rounds: int = 20) -> RewriteLog:
-    """Apply ``rules`` until none matches; rejects are those standing at the fixed point."""
+    """Apply ``rules`` until none matches; rejects are those standing at the fixed point.
+
+    Each round runs the rules in order, each over the nodes of its anchors in graph order (the
+    nodes earlier rules of the round built included, those it builds itself left to the next
+    round)."""
     log = RewriteLog()
     for _ in range(max_rounds):
         changed = False
         rejects: dict[tuple[str, str], Reject] = {}
+        candidates = _Candidates(edit)
         for rule in rules:
-            for node in list(edit.graph.nodes):
-                if getattr(node, "_erased", False) or node.op != "call_function":
-                    continue
-                if not rule.applies(node):
-                    continue
+            for node in candidates.of(rule):
+                if getattr(node, "_erased", False) or not candidates.is_anchor(rule, node.target):
+                    continue  # erased or retargeted by an earlier rewrite of this pass
                 try:
-                    found = rule.match(node, edit)
+                    found = rule.match(node, edit.view)
                 except Exception as exc:  # an odd graph: decline, since nothing was changed yet
                     found = rule.reject(node, f"could not analyse the node ({type(exc).__name__}: {exc})")
                 if isinstance(found, Reject):

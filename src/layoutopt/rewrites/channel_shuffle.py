@@ -25,29 +25,45 @@ an ExecuTorch edge program, where its outer permutes are ``permute_copy`` copies
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch.fx import Node
 
 from ..ir import ops
-from ..ir.access import fake_value
-from .base import GraphEdit, Match, Reject, Rule
-from ..targets import Target
-from .fuse_permute_chains import as_perm
+from ..ir.access import as_perm, fake_value
+from ..targets import ShuffleForm, Target
+from .base import GraphEdit, GraphView, Match, Reject, Rule
 from .producers import channels_last_producer
 
 aten = ops.aten
 _SWAP_1_2 = (0, 2, 1, 3, 4)
 
 
+@dataclass(frozen=True)
+class ShuffleMatch(Match):
+    x: Node
+    chain: tuple[Node, ...]  # split view, transpose, contiguous copy if any: producer to consumer
+    shape: tuple[int, int, int, int]  # N, C, H, W
+    groups: int
+
+
 class _ShuffleRule(Rule):
     """Matches ``view -> transpose(1, 2) -> [contiguous] -> view`` on the channel axis."""
 
     anchors = ops.VIEW_PACKETS
+    forms: frozenset = frozenset()  # the targets' shuffle forms this rule writes
 
     def __init__(self, target: Target):
         self.target = target
 
-    def match(self, node: Node, edit: GraphEdit) -> Match | Reject | None:
+    @classmethod
+    def for_target(cls, target: Target, planned: bool) -> Rule | None:
+        if ops.Family.CONV not in target.channels_last or target.channel_shuffle not in cls.forms:
+            return None
+        return cls(target)
+
+    def match(self, node: Node, view: GraphView) -> Match | Reject | None:
         copy = node.args[0]
         swapped = copy.args[0] if ops.is_contiguous_copy(copy) else copy
         perm = as_perm(swapped)
@@ -64,20 +80,19 @@ class _ShuffleRule(Rule):
         _, g, k, h2, w2 = (int(d) for d in mid.shape)
         if (g * k, h2, w2) != (c, h, w) or tuple(int(d) for d in out.shape) != (n, c, h, w):
             return self.reject(node, "the views are not a split of the channel axis into g*k and back")
-        chain = [split, swapped] + ([copy] if copy is not swapped else [])
+        chain = (split, swapped, *([copy] if copy is not swapped else []))
         if any(len(step.users) != 1 for step in chain):
             return self.reject(node, "a tensor inside the shuffle is also read by another op")
         if not channels_last_producer(x, self.target):
             return self.reject(node, f"the input is not produced channels-last on {self.target.name}")
-        return Match(node, {"x": x, "chain": chain, "shape": (n, c, h, w), "groups": g})
+        return ShuffleMatch(node, x, chain, (n, c, h, w), g)
 
-    def rewrite(self, edit: GraphEdit, m: Match) -> None:
-        g, c = m["groups"], m["shape"][1]
-        edit.replace(m.node, m["x"] if g in (1, c) else self.shuffled(edit, m))
-        for step in reversed(m["chain"]):
-            edit.erase_if_dead(step)
+    def rewrite(self, edit: GraphEdit, m: ShuffleMatch) -> None:
+        g, c = m.groups, m.shape[1]
+        edit.replace(m.node, m.x if g in (1, c) else self.shuffled(edit, m))
+        edit.erase_if_dead(*reversed(m.chain))
 
-    def shuffled(self, edit: GraphEdit, m: Match) -> Node:
+    def shuffled(self, edit: GraphEdit, m: ShuffleMatch) -> Node:
         raise NotImplementedError
 
 
@@ -85,18 +100,19 @@ class ChannelShuffleToChannelsLast(_ShuffleRule):
     """The shuffle as one transpose of the channel axis's two factors (see the module doc)."""
 
     name = "channel_shuffle_to_channels_last"
+    forms = frozenset({ShuffleForm.CHANNELS_LAST, ShuffleForm.INTERLEAVE})
 
-    def match(self, node: Node, edit: GraphEdit) -> Match | Reject | None:
-        found = super().match(node, edit)
-        if isinstance(found, Match) and edit.edge:
+    def match(self, node: Node, view: GraphView) -> Match | Reject | None:
+        found = super().match(node, view)
+        if isinstance(found, Match) and view.edge:
             return self.reject(node, "in an edge program the permute back to NCHW is a copy (permute_copy), "
                                      "not a view of channels-last data")
         return found
 
-    def shuffled(self, edit: GraphEdit, m: Match) -> Node:
-        n, c, h, w = m["shape"]
-        node, g = m.node, m["groups"]
-        nhwc = edit.call(aten.permute.default, (m["x"], [0, 2, 3, 1]), like=node)
+    def shuffled(self, edit: GraphEdit, m: ShuffleMatch) -> Node:
+        n, c, h, w = m.shape
+        node, g = m.node, m.groups
+        nhwc = edit.call(aten.permute.default, (m.x, [0, 2, 3, 1]), like=node)
         rows = edit.call(aten.reshape.default, (nhwc, [n * h * w, g, c // g]), like=node)
         swapped = edit.call(aten.transpose.int, (rows, 1, 2), like=node)
         merged = edit.call(aten.reshape.default, (swapped, [n, h, w, c]), like=node)
@@ -122,10 +138,11 @@ class ChannelShuffleToConv(_ShuffleRule):
     """
 
     name = "channel_shuffle_to_conv"
+    forms = frozenset({ShuffleForm.CONV})
 
-    def shuffled(self, edit: GraphEdit, m: Match) -> Node:
-        c, g, node = m["shape"][1], m["groups"], m.node
-        dtype = fake_value(m["x"]).dtype
+    def shuffled(self, edit: GraphEdit, m: ShuffleMatch) -> Node:
+        c, g, node = m.shape[1], m.groups, m.node
+        dtype = fake_value(m.x).dtype
         weight = edit.add_constant(f"{node.name}_shuffle_weight",
                                    shuffle_matrix(c, g).to(dtype)[:, :, None, None], before=node)
-        return edit.call(aten.conv2d.default, (m["x"], weight), like=node)
+        return edit.call(aten.conv2d.default, (m.x, weight), like=node)

@@ -15,35 +15,45 @@ that another op also reads, biases that are not constants.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from torch.fx import Node
 
 from ..ir import ops
 from ..ir.access import arg_by_name, fake_value
-from .base import GraphEdit, Match, Reject, Rule
+from .base import GraphEdit, GraphView, Match, Reject, Rule
 from .operands import weight_and_bias
 from .qdq import pull_tail, replace_chain, view_before
 
 aten = ops.aten
 
 
+@dataclass(frozen=True)
+class Conv1dMatch(Match):
+    x: Node
+    weight: Node  # the constant placeholder
+    dequant: Node | None  # its per-channel dequantize, if any
+    bias: Any
+
+
 class Conv1dToConv2d(Rule):
     name = "conv1d_to_conv2d"
     anchors = frozenset({aten.conv1d, aten.convolution})
 
-    def match(self, node: Node, edit: GraphEdit) -> Match | Reject | None:
+    def match(self, node: Node, view: GraphView) -> Match | Reject | None:
         x = arg_by_name(node, "input")
         val = fake_value(x) if isinstance(x, Node) else None
         if val is None or val.dim() != 3:
             return None
         if ops.aten_overload(node.target) is aten.convolution.default and arg_by_name(node, "transposed"):
             return self.reject(node, "transposed convolution")
-        operands = weight_and_bias(self, node, edit)
+        operands = weight_and_bias(self, node, view)
         if isinstance(operands, Reject):
             return operands
-        source, dequant, bias = operands
-        return Match(node, {"x": x, "weight": source, "dequant": dequant, "bias": bias})
+        return Conv1dMatch(node, x, *operands)
 
-    def rewrite(self, edit: GraphEdit, m: Match) -> None:
+    def rewrite(self, edit: GraphEdit, m: Conv1dMatch) -> None:
         conv: Node = m.node
         first = lambda v: [v[0]] if isinstance(v, (list, tuple)) else [v]  # noqa: E731
         stride = [1] + first(arg_by_name(conv, "stride"))
@@ -52,15 +62,15 @@ class Conv1dToConv2d(Rule):
         padding = padding if isinstance(padding, str) else [0] + first(padding)
         groups = arg_by_name(conv, "groups")
 
-        edit.relayout_constant(m["weight"], lambda w: w.unsqueeze(2))
-        weight = m["dequant"] if m["dequant"] is not None else m["weight"]
-        if m["dequant"] is not None:
-            edit.refresh(m["dequant"])
+        edit.relayout_constant(m.weight, lambda w: w.unsqueeze(2))
+        weight = m.dequant if m.dequant is not None else m.weight
+        if m.dequant is not None:
+            edit.refresh(m.dequant)
 
-        x4 = view_before(edit, m["x"], aten.unsqueeze.default, (2,), like=conv)
+        x4 = view_before(edit, m.x, aten.unsqueeze.default, (2,), like=conv)
         target = aten.conv2d.padding if isinstance(padding, str) else aten.conv2d.default
-        y = edit.call(target, (x4, weight, m["bias"], stride, padding, dilation, groups), like=conv)
+        y = edit.call(target, (x4, weight, m.bias, stride, padding, dilation, groups), like=conv)
         last, y = pull_tail(edit, conv, y)  # activation and quantize stay next to the conv
         out = edit.call(aten.squeeze.dim, (y, 2), like=last, after=y)
         replace_chain(edit, conv, last, out)
-        edit.erase_if_dead(m["x"])
+        edit.erase_if_dead(m.x)

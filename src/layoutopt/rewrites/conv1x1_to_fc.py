@@ -12,22 +12,40 @@ that are not constants or that another op also reads, biases that are not consta
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from torch.fx import Node
 
 from ..ir import ops
 from ..ir.access import arg_by_name, fake_value
-from .base import GraphEdit, Match, Reject, Rule
+from ..targets import Target
+from .base import GraphEdit, GraphView, Match, Reject, Rule
 from .operands import weight_and_bias
 from .qdq import pull_tail, replace_chain, view_before
 
 aten = ops.aten
 
 
+@dataclass(frozen=True)
+class Conv1x1Match(Match):
+    x: Node
+    n: int  # batch
+    weight: Node  # the constant placeholder
+    dequant: Node | None  # its per-channel dequantize, if any
+    bias: Any
+    out: int  # output channels
+
+
 class Conv1x1ToFullyConnected(Rule):
     name = "conv1x1_to_fc"
     anchors = frozenset({aten.conv2d, aten.convolution})
 
-    def match(self, node: Node, edit: GraphEdit) -> Match | Reject | None:
+    @classmethod
+    def for_target(cls, target: Target, planned: bool) -> Rule | None:
+        return cls() if target.fc_for_pointwise else None
+
+    def match(self, node: Node, view: GraphView) -> Match | Reject | None:
         x = arg_by_name(node, "input")
         val = fake_value(x) if isinstance(x, Node) else None
         if val is None or val.dim() != 4 or tuple(val.shape[2:]) != (1, 1):
@@ -44,23 +62,22 @@ class Conv1x1ToFullyConnected(Rule):
             return self.reject(node, "padded convolution")
         if arg_by_name(node, "groups") != 1:
             return self.reject(node, "grouped convolution")
-        operands = weight_and_bias(self, node, edit)
+        operands = weight_and_bias(self, node, view)
         if isinstance(operands, Reject):
             return operands
         source, dequant, bias = operands
-        return Match(node, {"x": x, "n": val.shape[0], "weight": source, "dequant": dequant, "bias": bias,
-                            "out": int(wval.shape[0])})
+        return Conv1x1Match(node, x, val.shape[0], source, dequant, bias, int(wval.shape[0]))
 
-    def rewrite(self, edit: GraphEdit, m: Match) -> None:
+    def rewrite(self, edit: GraphEdit, m: Conv1x1Match) -> None:
         conv: Node = m.node
-        n, out = m["n"], m["out"]
-        edit.relayout_constant(m["weight"], lambda w: w.reshape(w.shape[0], w.shape[1]))
-        if m["dequant"] is not None:
-            edit.refresh(m["dequant"])
-        weight = m["dequant"] if m["dequant"] is not None else m["weight"]
-        flat = view_before(edit, m["x"], aten.view.default, ([n, -1],), like=conv)
-        y = edit.call(aten.linear.default, (flat, weight, m["bias"]), like=conv)
+        n, out = m.n, m.out
+        edit.relayout_constant(m.weight, lambda w: w.reshape(w.shape[0], w.shape[1]))
+        if m.dequant is not None:
+            edit.refresh(m.dequant)
+        weight = m.dequant if m.dequant is not None else m.weight
+        flat = view_before(edit, m.x, aten.view.default, ([n, -1],), like=conv)
+        y = edit.call(aten.linear.default, (flat, weight, m.bias), like=conv)
         last, y = pull_tail(edit, conv, y)
         back = edit.call(aten.view.default, (y, [n, out, 1, 1]), like=last, after=y)
         replace_chain(edit, conv, last, back)
-        edit.erase_if_dead(m["x"])
+        edit.erase_if_dead(m.x)

@@ -29,9 +29,8 @@ from torch.fx import Node
 
 from ..errors import InternalError
 from ..ir import ops
-from ..ir.access import arg_by_name, fake_value
+from ..ir.access import arg_by_name, as_perm, fake_value
 from .base import GraphEdit
-from .fuse_permute_chains import as_perm
 
 aten = ops.aten
 
@@ -141,9 +140,8 @@ def lift(edit: GraphEdit) -> dict[Node, Lifted]:
         ordered = [n for n in edit.graph.nodes if n in covered_set]
         recipe = [(n, n.target, n.args, dict(n.kwargs)) for n in ordered]
         linear = edit.call(aten.linear.default, args if args[2] is not None else args[:2], like=node, before=node)
-        node.replace_all_uses_with(linear)
-        for n in reversed(ordered):
-            edit.graph.erase_node(n)
+        edit.replace(node, linear)
+        edit.erase_if_dead(*reversed(ordered))
         lifted[linear] = Lifted(tuple(linear.args), recipe)
     return lifted
 
@@ -191,9 +189,9 @@ def _spelled(edit: GraphEdit, node: Node) -> Node:
     def emit(target: Any, args: tuple, kwargs: dict | None = None) -> Node:
         return edit.call(edge_op(target), args, kwargs, like=node, before=node)
 
-    if packet in (aten.permute, aten.transpose, aten.t):
+    if packet in ops.PERMUTE_PACKETS:
         return emit(aten.permute_copy.default, (x, list(as_perm(node).dims)))
-    if packet in (aten.view, aten.reshape, aten._unsafe_view, aten.flatten, aten.unflatten):
+    if packet in ops.RESHAPE_PACKETS:
         return emit(aten.view_copy.default, (x, list(fake_value(node).shape)))
     if packet is aten.unsqueeze:
         return emit(aten.unsqueeze_copy.default, (x, node.args[1]))
@@ -209,7 +207,7 @@ def _spelled(edit: GraphEdit, node: Node) -> Node:
             _pair(padding), _pair(arg_by_name(node, "dilation")), False, [0, 0], arg_by_name(node, "groups")))
     if packet is aten.linear:
         return _spelled_linear(emit, node)
-    node.target = edge_op(overload)
+    edit.retarget(node, edge_op(overload))
     return node
 
 

@@ -11,16 +11,27 @@ Declined: weights that are not constants or that another op also reads, non-cons
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch.fx import Node
 
 from ..ir import ops
 from ..ir.access import arg_by_name, fake_value
 from ..targets import Target
-from .base import GraphEdit, Match, Reject, Rule
+from .base import GraphEdit, GraphView, Match, Reject, Rule
 from .operands import weight_and_bias
 from .producers import channels_last_producer
 
 aten = ops.aten
+
+
+@dataclass(frozen=True)
+class FlattenLinearMatch(Match):
+    x: Node
+    flat: Node  # the flatten of x the linear reads
+    shape: tuple[int, int, int, int]  # x's, NCHW
+    weight: Node  # the constant placeholder
+    dequant: Node | None  # its per-channel dequantize, if any
 
 
 class FlattenLinearToNHWC(Rule):
@@ -30,7 +41,11 @@ class FlattenLinearToNHWC(Rule):
     def __init__(self, target: Target):
         self.target = target
 
-    def match(self, node: Node, edit: GraphEdit) -> Match | Reject | None:
+    @classmethod
+    def for_target(cls, target: Target, planned: bool) -> Rule | None:
+        return cls(target) if ops.Family.CONV in target.channels_last else None
+
+    def match(self, node: Node, view: GraphView) -> Match | Reject | None:
         flat = arg_by_name(node, "input")
         x = _flattened_source(flat)
         if x is None or len(flat.users) != 1:
@@ -38,23 +53,23 @@ class FlattenLinearToNHWC(Rule):
         shape = tuple(fake_value(x).shape)
         if shape[2] * shape[3] == 1 or not channels_last_producer(x, self.target):
             return None
-        operands = weight_and_bias(self, node, edit)
+        operands = weight_and_bias(self, node, view)
         if isinstance(operands, Reject):
             return operands
         source, dequant, _ = operands  # the bias is untouched: output features keep their order
-        return Match(node, {"x": x, "flat": flat, "shape": shape, "weight": source, "dequant": dequant})
+        return FlattenLinearMatch(node, x, flat, shape, source, dequant)
 
-    def rewrite(self, edit: GraphEdit, m: Match) -> None:
-        _, c, h, w = m["shape"]
-        edit.relayout_constant(m["weight"], lambda t: t.reshape(t.shape[0], c, h, w).permute(0, 2, 3, 1)
+    def rewrite(self, edit: GraphEdit, m: FlattenLinearMatch) -> None:
+        _, c, h, w = m.shape
+        edit.relayout_constant(m.weight, lambda t: t.reshape(t.shape[0], c, h, w).permute(0, 2, 3, 1)
                                .reshape(t.shape[0], c * h * w))
-        if m["dequant"] is not None:
-            edit.refresh(m["dequant"])
-        nhwc = edit.call(aten.permute.default, (m["x"], [0, 2, 3, 1]), like=m["flat"])
-        flat = edit.call(aten.flatten.using_ints, (nhwc, 1), like=m["flat"])
-        m.node.replace_input_with(m["flat"], flat)
+        if m.dequant is not None:
+            edit.refresh(m.dequant)
+        nhwc = edit.call(aten.permute.default, (m.x, [0, 2, 3, 1]), like=m.flat)
+        flat = edit.call(aten.flatten.using_ints, (nhwc, 1), like=m.flat)
+        edit.replace_input(m.node, m.flat, flat)
         edit.refresh(m.node)
-        edit.erase_if_dead(m["flat"])
+        edit.erase_if_dead(m.flat)
 
 
 def _flattened_source(flat) -> Node | None:
@@ -62,7 +77,7 @@ def _flattened_source(flat) -> Node | None:
     if not isinstance(flat, Node) or flat.op != "call_function":
         return None
     packet = ops.packet_of(flat)
-    if packet not in (aten.flatten, aten.view, aten.reshape, aten._unsafe_view):
+    if packet not in ops.FLATTEN_PACKETS:
         return None
     x = flat.args[0]
     src, out = fake_value(x) if isinstance(x, Node) else None, fake_value(flat)

@@ -22,6 +22,7 @@ split), grouped convolutions, weights that are not constants or are shared.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch.fx import Node
@@ -29,15 +30,10 @@ from torch.fx import Node
 from ..ir import ops
 from ..ir.access import arg_by_name, fake_value
 from ..ir.propagate import run_chain
-from .base import GraphEdit, Match, Reject, Rule
+from .base import GraphEdit, GraphView, Match, Reject, Rule
 from .operands import constant_weight
 
 aten = ops.aten
-_LAYOUT = frozenset({aten.view, aten.reshape, aten._unsafe_view, aten.permute, aten.transpose, aten.flatten,
-                     aten.unflatten, aten.clone, aten.contiguous})
-_REDUCTIONS = frozenset({aten.mean, aten.sum, aten.amax, aten.amin})
-_POOLS = frozenset({aten.adaptive_avg_pool2d, aten._adaptive_avg_pool2d, aten.avg_pool2d, aten.max_pool2d})
-_WEIGHTED = frozenset({aten.conv1d, aten.conv2d, aten.conv3d, aten.convolution, aten.linear})
 _MAX_READERS = 32
 
 
@@ -65,17 +61,17 @@ def _channel_wise(node: Node, value: Node) -> bool:
         return False
     if ops.is_elementwise(node.target) and ops.family(node.target) is not ops.Family.COPY:
         return True
-    if packet in _REDUCTIONS:
+    if packet in ops.REDUCTION_PACKETS:
         dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
         dims = [dims] if isinstance(dims, int) else list(dims or [])
         return bool(dims) and all(d % src.dim() >= 2 for d in dims)
-    return packet in _POOLS or packet in (aten.view, aten.reshape, aten._unsafe_view, aten.flatten)
+    return packet in ops.POOL_2D_PACKETS or packet in ops.FLATTEN_PACKETS
 
 
 def _absorbs(node: Node, value: Node) -> bool:
     """Whether ``node`` is a weighted sum over dim 1 of ``value`` whose weight can be re-laid out."""
     packet = ops.packet_of(node)
-    if packet not in _WEIGHTED or arg_by_name(node, "input") is not value:
+    if packet not in ops.WEIGHTED_SUM_PACKETS or arg_by_name(node, "input") is not value:
         return False
     if packet is aten.linear and fake_value(value).dim() != 2:
         return False
@@ -85,17 +81,27 @@ def _absorbs(node: Node, value: Node) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class GatherMatch(Match):
+    x: Node  # the tensor before the gather
+    chain: tuple[Node, ...]  # the gather, producer to consumer (``node`` last)
+    pi: tuple[int, ...]  # ``node == x[:, pi]``
+    passing: tuple[Node, ...]  # channel-wise readers the permutation passes through
+    absorbers: tuple[Node, ...]  # the weighted sums that take it into their weights
+    weights: tuple[Node, ...]  # their constant weight placeholders
+
+
 class FoldChannelPermutation(Rule):
     name = "fold_channel_permutation"
-    anchors = _LAYOUT
+    anchors = ops.GATHER_PACKETS
 
-    def match(self, node: Node, edit: GraphEdit) -> Match | Reject | None:
+    def match(self, node: Node, view: GraphView) -> Match | Reject | None:
         out = fake_value(node)
         if not isinstance(out, torch.Tensor) or out.dim() < 2 or out.shape[1] < 2:
             return None
         chain, cur, start = [], node, None
         while isinstance(cur, Node) and cur.op == "call_function" \
-                and (ops.packet_of(cur) in _LAYOUT or ops.is_contiguous_copy(cur)):
+                and (ops.packet_of(cur) in ops.GATHER_PACKETS or ops.is_contiguous_copy(cur)):
             chain.insert(0, cur)
             cur = cur.args[0]
             val = fake_value(cur) if isinstance(cur, Node) else None
@@ -104,7 +110,7 @@ class FoldChannelPermutation(Rule):
         if start is None:
             return None
         chain = chain[len(chain) - start:]
-        if not any(ops.packet_of(step) in (aten.permute, aten.transpose) for step in chain):
+        if not any(ops.packet_of(step) in ops.PERMUTE_PACKETS for step in chain):
             return None  # views alone keep the element order: no gather
         x = chain[0].args[0]
         pi = channel_gather(chain, tuple(int(d) for d in out.shape))
@@ -130,7 +136,7 @@ class FoldChannelPermutation(Rule):
             return None
         weights = []
         for conv in absorbers:
-            source, _ = constant_weight(arg_by_name(conv, "weight"), edit)
+            source, _ = constant_weight(arg_by_name(conv, "weight"), view)
             if source is None:
                 return self.reject(node, f"the weight of {conv.name} is not a constant")
             if len(source.users) != 1 or source in weights:
@@ -138,18 +144,15 @@ class FoldChannelPermutation(Rule):
             weights.append(source)
         if any(len(step.users) != 1 for step in chain[:-1]):
             return self.reject(node, "a tensor inside the permutation is also read by another op")
-        return Match(node, {"x": x, "chain": chain, "pi": pi, "passing": passing, "absorbers": absorbers,
-                            "weights": weights})
+        return GatherMatch(node, x, tuple(chain), tuple(pi), tuple(passing), tuple(absorbers), tuple(weights))
 
-    def rewrite(self, edit: GraphEdit, m: Match) -> None:
-        pi = torch.tensor(m["pi"])
+    def rewrite(self, edit: GraphEdit, m: GatherMatch) -> None:
+        pi = torch.tensor(m.pi)
         inverse = torch.empty_like(pi)
         inverse[pi] = torch.arange(len(pi))
-        for weight in m["weights"]:
+        for weight in m.weights:
             edit.relayout_constant(weight, lambda w: w.index_select(1, inverse))
-        m.node.replace_all_uses_with(m["x"])
-        order = {n: i for i, n in enumerate(edit.graph.nodes)}
-        for step in sorted(m["passing"] + m["absorbers"], key=order.__getitem__):
+        edit.replace(m.node, m.x)
+        for step in sorted(m.passing + m.absorbers):  # in graph order: each reads the one before
             edit.refresh(step)
-        for step in reversed(m["chain"]):
-            edit.erase_if_dead(step)
+        edit.erase_if_dead(*reversed(m.chain))

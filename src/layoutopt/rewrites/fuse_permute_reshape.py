@@ -19,19 +19,18 @@ whose NCHW <-> NHWC permute is free on the target.
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 import torch
 from torch.fx import Node
 
 from ..ir import ops
-from ..ir.access import fake_value
-from ..layout.perm import Perm
-from .base import GraphEdit, Match, Reject, Rule
+from ..ir.access import as_perm, fake_value
+from ..ir.perm import Perm
 from ..targets import Target
-from .fuse_permute_chains import as_perm
+from .base import GraphEdit, GraphView, Match, Reject, Rule
 
 aten = ops.aten
-_PERMUTES = frozenset({aten.permute, aten.transpose, aten.t})
 _MAX_RANK = 5
 _TO_NHWC, _TO_NCHW = (0, 2, 3, 1), (0, 3, 1, 2)
 
@@ -55,42 +54,53 @@ def single_permute_form(shape, p: Perm, mid, q: Perm):
     return None
 
 
+@dataclass(frozen=True)
+class PermuteReshapeMatch(Match):
+    x: Node
+    form: tuple  # ``single_permute_form``'s answer
+    chain: tuple[Node, ...]  # the first permute, its contiguous copy if any, the reshape
+
+
 class FusePermuteReshapePermute(Rule):
     name = "fuse_permute_reshape_permute"
-    anchors = _PERMUTES
+    anchors = ops.PERMUTE_PACKETS
 
     def __init__(self, target: Target):
         self.free_restatements = ops.Family.CONV in target.channels_last
         self.target = target
 
-    def match(self, node: Node, edit: GraphEdit) -> Match | Reject | None:
+    @classmethod
+    def for_target(cls, target: Target, planned: bool) -> Rule | None:
+        return cls(target)
+
+    def match(self, node: Node, view: GraphView) -> Match | Reject | None:
         q = as_perm(node)
-        view = node.args[0]
-        if q is None or ops.packet_of(view) not in ops.VIEW_PACKETS:
+        reshape = node.args[0]
+        if q is None or ops.packet_of(reshape) not in ops.VIEW_PACKETS:
             return None
-        inner = view.args[0]
+        inner = reshape.args[0]
         copy = inner if ops.is_contiguous_copy(inner) else None
         first = copy.args[0] if copy is not None else inner
         p = as_perm(first)
         if p is None:
             return None
         x = first.args[0]
-        src, mid = fake_value(x), fake_value(view)
+        src, mid = fake_value(x), fake_value(reshape)
         if src is None or mid is None or src.dim() > _MAX_RANK or mid.dim() > _MAX_RANK:
             return None
         if self.free_restatements and (tuple(p.dims) == _TO_NHWC or tuple(q.dims) == _TO_NCHW):
             return self.reject(node, f"its NCHW <-> NHWC permute is free on {self.target.name}")
-        chain = [first] + ([copy] if copy is not None else []) + [view]  # producer to consumer
+        chain = (first, *([copy] if copy is not None else []), reshape)  # producer to consumer
         if any(len(n.users) != 1 for n in chain):
             return self.reject(node, "a tensor inside the chain is also read by another op")
         form = single_permute_form(tuple(int(d) for d in src.shape), p, tuple(int(d) for d in mid.shape), q)
         if form is None:
             return self.reject(node, "no single permute moves the elements as the chain does")
-        return Match(node, {"x": x, "form": form, "chain": chain})
+        return PermuteReshapeMatch(node, x, form, chain)
 
-    def rewrite(self, edit: GraphEdit, m: Match) -> None:
-        order, r, shape = m["form"]
-        node, x = m.node, m["x"]
+    def rewrite(self, edit: GraphEdit, m: PermuteReshapeMatch) -> None:
+        order, r, shape = m.form
+        node, x = m.node, m.x
         if order == "permute_first":
             permuted = edit.call(aten.permute.default, (x, list(r.dims)), like=node)
             result = edit.call(aten.reshape.default, (permuted, list(shape)), like=node)
@@ -99,5 +109,4 @@ class FusePermuteReshapePermute(Rule):
             if r is not None:
                 result = edit.call(aten.permute.default, (result, list(r.dims)), like=node)
         edit.replace(node, result)
-        for step in reversed(m["chain"]):
-            edit.erase_if_dead(step)
+        edit.erase_if_dead(*reversed(m.chain))

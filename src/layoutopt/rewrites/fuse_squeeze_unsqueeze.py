@@ -10,12 +10,14 @@
 from __future__ import annotations
 
 import operator
+from dataclasses import dataclass
+from typing import Any
 
 from torch.fx import Node
 
 from ..ir import ops
 from ..ir.access import fake_value
-from .base import GraphEdit, Match, Reject, Rule
+from .base import GraphEdit, GraphView, Match, Reject, Rule
 
 aten = ops.aten
 
@@ -33,13 +35,19 @@ def _squeezed_dim(node: Node) -> int | None:
     return d if source.shape[d] == 1 else None
 
 
+@dataclass(frozen=True)
+class SqueezePairMatch(Match):
+    x: Node
+    squeeze: Node
+
+
 class CancelUnsqueezeOfSqueeze(Rule):
     """unsqueeze(squeeze(x, d), d) -> x, for x.shape[d] == 1."""
 
     name = "cancel_squeeze_unsqueeze"
     anchors = frozenset({aten.unsqueeze, aten.unsqueeze_copy})
 
-    def match(self, node: Node, edit: GraphEdit) -> Match | Reject | None:
+    def match(self, node: Node, view: GraphView) -> Match | Reject | None:
         squeeze = node.args[0]
         d = _squeezed_dim(squeeze)
         if d is None:
@@ -47,11 +55,19 @@ class CancelUnsqueezeOfSqueeze(Rule):
         out = fake_value(node)
         if node.args[1] % out.dim() != d:
             return None
-        return Match(node, {"x": squeeze.args[0], "squeeze": squeeze})
+        return SqueezePairMatch(node, squeeze.args[0], squeeze)
 
-    def rewrite(self, edit: GraphEdit, m: Match) -> None:
-        edit.replace(m.node, m["x"])
-        edit.erase_if_dead(m["squeeze"])
+    def rewrite(self, edit: GraphEdit, m: SqueezePairMatch) -> None:
+        edit.replace(m.node, m.x)
+        edit.erase_if_dead(m.squeeze)
+
+
+@dataclass(frozen=True)
+class SinkSqueezeMatch(Match):
+    x: Node
+    squeeze: Node
+    dim: int
+    items: tuple[Node, ...] | None  # a batch norm's ``getitem(_, 0)`` readers, in core ATen's form
 
 
 class SinkSqueeze(Rule):
@@ -59,10 +75,10 @@ class SinkSqueeze(Rule):
 
     name = "sink_squeeze"
 
-    def applies(self, node: Node) -> bool:
-        return ops.is_elementwise(node.target) or ops.is_batch_norm(node.target)
+    def anchored_at(self, target: Any) -> bool:
+        return ops.is_elementwise(target) or ops.is_batch_norm(target)
 
-    def match(self, node: Node, edit: GraphEdit) -> Match | Reject | None:
+    def match(self, node: Node, view: GraphView) -> Match | Reject | None:
         if not node.args or not isinstance(node.args[0], Node):
             return None
         squeeze = node.args[0]
@@ -72,23 +88,22 @@ class SinkSqueeze(Rule):
         others = [a for a in node.all_input_nodes if a is not squeeze]
         items = None
         if ops.is_batch_norm(node.target):
-            if d < 2 or any(edit.constant(a) is None for a in others):
+            if d < 2 or any(view.constant(a) is None for a in others):
                 return None
             if isinstance(fake_value(node), (tuple, list)):  # core ATen's form: item 0 is the output
-                items = list(node.users)
+                items = tuple(node.users)
                 if not all(u.target is operator.getitem and u.args[1] == 0 for u in items):
                     return None
         elif not ops.is_elementwise(node.target) or others:
             return None
-        return Match(node, {"x": squeeze.args[0], "squeeze": squeeze, "dim": d, "items": items})
+        return SinkSqueezeMatch(node, squeeze.args[0], squeeze, d, items)
 
-    def rewrite(self, edit: GraphEdit, m: Match) -> None:
+    def rewrite(self, edit: GraphEdit, m: SinkSqueezeMatch) -> None:
         node = m.node
-        inner = edit.call(node.target, (m["x"], *node.args[1:]), dict(node.kwargs), like=node)
-        value = inner if m["items"] is None else edit.call(operator.getitem, (inner, 0), like=m["items"][0],
-                                                            after=inner)
-        out = edit.call(aten.squeeze.dim, (value, m["dim"]), like=m["squeeze"], after=value)
-        for item in m["items"] or ():
+        inner = edit.call(node.target, (m.x, *node.args[1:]), dict(node.kwargs), like=node)
+        value = inner if m.items is None else edit.call(operator.getitem, (inner, 0), like=m.items[0], after=inner)
+        out = edit.call(aten.squeeze.dim, (value, m.dim), like=m.squeeze, after=value)
+        for item in m.items or ():
             edit.replace(item, out)
         edit.replace(node, out)
-        edit.erase_if_dead(m["squeeze"])
+        edit.erase_if_dead(m.squeeze)

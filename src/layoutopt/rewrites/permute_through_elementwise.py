@@ -18,11 +18,14 @@ what that reader sees).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch.fx import Node
 
 from ..ir import ops
-from .base import GraphEdit, Match, Reject, Rule
-from .fuse_permute_chains import _PERMUTES, as_perm
+from ..ir.access import as_perm
+from ..ir.perm import Perm
+from .base import GraphEdit, GraphView, Match, Reject, Rule
 
 aten = ops.aten
 _MAX_CHAIN = 16
@@ -36,11 +39,19 @@ def _elementwise(node) -> bool:
             and not any(isinstance(v, Node) for v in node.kwargs.values()))
 
 
+@dataclass(frozen=True)
+class ElementwiseChainMatch(Match):
+    inner: Node  # permute(x, p)
+    x: Node
+    chain: tuple[Node, ...]  # the elementwise ops, outer to inner
+    perm: Perm  # p.then(q)
+
+
 class PermuteThroughElementwise(Rule):
     name = "permute_through_elementwise"
-    anchors = _PERMUTES
+    anchors = ops.PERMUTE_PACKETS
 
-    def match(self, node: Node, edit: GraphEdit) -> Match | Reject | None:
+    def match(self, node: Node, view: GraphView) -> Match | Reject | None:
         q = as_perm(node)
         if q is None:
             return None
@@ -54,15 +65,13 @@ class PermuteThroughElementwise(Rule):
             return None
         if any(len(n.users) != 1 for n in chain + [cur]):
             return self.reject(node, "a tensor in the elementwise chain is also read by another op")
-        return Match(node, {"inner": cur, "x": cur.args[0], "chain": chain, "perm": p.then(q)})
+        return ElementwiseChainMatch(node, cur, cur.args[0], tuple(chain), p.then(q))
 
-    def rewrite(self, edit: GraphEdit, m: Match) -> None:
-        chain = m["chain"]
-        chain[-1].replace_input_with(m["inner"], m["x"])
+    def rewrite(self, edit: GraphEdit, m: ElementwiseChainMatch) -> None:
+        chain = m.chain
+        edit.replace_input(chain[-1], m.inner, m.x)
         for step in reversed(chain):  # inner to outer: shapes follow the unpermuted input
             edit.refresh(step)
-        edit.erase_if_dead(m["inner"])
-        node = m.node
-        node.args = (chain[0], list(m["perm"].dims))
-        node.target = aten.permute.default
-        edit.refresh(node)
+        edit.erase_if_dead(m.inner)
+        edit.retarget(m.node, aten.permute.default, args=(chain[0], list(m.perm.dims)))
+        edit.refresh(m.node)

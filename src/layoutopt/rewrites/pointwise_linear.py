@@ -17,27 +17,37 @@ residual), weights that are not constants or are shared, biases that are not con
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch.fx import Node
 
 from ..ir import ops
 from ..ir.access import arg_by_name, fake_value
 from ..ir.propagate import run_chain
-from .base import GraphEdit, Match, Reject, Rule
+from .base import GraphEdit, GraphView, Match, Reject, Rule
 
 aten = ops.aten
-_ALLOWED = frozenset({aten.permute, aten.transpose, aten.view, aten.reshape, aten._unsafe_view, aten.flatten,
-                      aten.unflatten})
+
+
+@dataclass(frozen=True)
+class PointwiseLinearMatch(Match):
+    x: Node  # NCHW
+    up: tuple[Node, ...]  # layout ops from x to the linear
+    down: tuple[Node, ...]  # layout ops from the linear (or its bias add) back to NCHW
+    weight: Node
+    bias: Node | None
+    extra_bias: tuple[Node, Node] | None  # (add, constant) after the linear, folded into the bias
 
 
 class PointwiseLinearToConv(Rule):
     name = "pointwise_linear_to_conv"
     anchors = frozenset({aten.linear})
 
-    def match(self, node: Node, edit: GraphEdit) -> Match | Reject | None:
+    def match(self, node: Node, view: GraphView) -> Match | Reject | None:
         up: list[Node] = []
         cur = arg_by_name(node, "input")
-        while isinstance(cur, Node) and cur.op == "call_function" and ops.packet_of(cur) in _ALLOWED:
+        while isinstance(cur, Node) and cur.op == "call_function" and ops.packet_of(cur) in ops.REORDER_PACKETS:
             up.insert(0, cur)
             cur = cur.args[0]
         if not up:
@@ -60,11 +70,11 @@ class PointwiseLinearToConv(Rule):
         if any(len(v.users) != 1 for v in up):
             return self.reject(node, "a layout op on the input chain has another reader")
         weight, bias = arg_by_name(node, "weight"), arg_by_name(node, "bias")
-        if edit.constant(weight) is None:
+        if view.constant(weight) is None:
             return self.reject(node, "weight is not a constant")
         if len(weight.users) != 1:
             return self.reject(node, "weight is shared with another op")
-        if bias is not None and (edit.constant(bias) is None or len(bias.users) != 1):
+        if bias is not None and (view.constant(bias) is None or len(bias.users) != 1):
             return self.reject(node, "bias is not a constant read only here")
         out_features = int(fake_value(weight).shape[0])
         down, extra_bias, cur = [], None, node
@@ -72,12 +82,12 @@ class PointwiseLinearToConv(Rule):
             nxt = next(iter(cur.users))
             if nxt.op != "call_function":
                 break
-            if ops.packet_of(nxt) in _ALLOWED and nxt.args[0] is cur:
+            if ops.packet_of(nxt) in ops.REORDER_PACKETS and nxt.args[0] is cur:
                 down.append(nxt)
             elif ops.packet_of(nxt) is aten.add and not down and extra_bias is None:
                 other = nxt.args[1] if nxt.args[0] is cur else nxt.args[0]
                 ov = fake_value(other) if isinstance(other, Node) else None
-                if edit.constant(other) is None or ov is None or tuple(ov.shape) != (out_features,) \
+                if view.constant(other) is None or ov is None or tuple(ov.shape) != (out_features,) \
                         or len(other.users) != 1 or len(nxt.args) > 2 or nxt.kwargs:
                     return self.reject(node, "the add after the linear is a residual, not a bias")
                 extra_bias = (nxt, other)
@@ -91,23 +101,20 @@ class PointwiseLinearToConv(Rule):
         back = run_chain(down, start)
         if back.dim() != 4 or not torch.equal(back, out_index.permute(0, 3, 1, 2)):
             return self.reject(node, "the output chain does not return to NCHW") if back.dim() == 4 else None
-        return Match(node, {"x": x, "up": up, "down": down, "weight": weight, "bias": bias,
-                            "extra_bias": extra_bias, "end": down[-1]})
+        return PointwiseLinearMatch(node, x, tuple(up), tuple(down), weight, bias, extra_bias)
 
-    def rewrite(self, edit: GraphEdit, m: Match) -> None:
-        edit.relayout_constant(m["weight"], lambda t: t.reshape(t.shape[0], t.shape[1], 1, 1))
-        bias = m["bias"]
-        if m["extra_bias"] is not None:
-            add, extra = m["extra_bias"]
+    def rewrite(self, edit: GraphEdit, m: PointwiseLinearMatch) -> None:
+        edit.relayout_constant(m.weight, lambda t: t.reshape(t.shape[0], t.shape[1], 1, 1))
+        bias = m.bias
+        if m.extra_bias is not None:
+            add, extra = m.extra_bias
             if bias is None:
                 bias = extra
             else:
                 folded = edit.constant(extra).detach().clone()
                 edit.relayout_constant(bias, lambda b: b + folded)
-        conv = edit.call(aten.conv2d.default, (m["x"], m["weight"], bias), like=m.node, before=m["end"])
-        end = m["end"]
-        end.replace_all_uses_with(conv)
-        chain = [*m["up"], m.node] + ([m["extra_bias"][0]] if m["extra_bias"] else []) + m["down"]
-        for node in reversed(chain):
-            if not node.users:
-                edit.graph.erase_node(node)
+        end = m.down[-1]
+        conv = edit.call(aten.conv2d.default, (m.x, m.weight, bias), like=m.node, before=end)
+        edit.replace(end, conv)
+        chain = (*m.up, m.node, *([m.extra_bias[0]] if m.extra_bias else []), *m.down)
+        edit.erase_if_dead(*reversed(chain))

@@ -9,10 +9,6 @@ from torch.fx import Node
 from ..ir import ops
 from ..targets import Target
 
-aten = ops.aten
-#: ops whose output is laid out like their (first) tensor input on an NHWC backend
-_CARRY = frozenset({aten.cat, aten.concat, aten.split, aten.split_with_sizes, aten.chunk, aten.slice})
-
 
 def channels_last_producer(x, target: Target, limit: int = 64) -> bool:
     """Whether ``x`` comes from an op ``target`` runs channels-last, through unary elementwise
@@ -28,8 +24,8 @@ def channels_last_producer(x, target: Target, limit: int = 64) -> bool:
         packet = ops.packet_of(node)
         if node.target is operator.getitem:
             pending.append(node.args[0])
-        elif packet in (aten.cat, aten.concat):
+        elif packet in ops.CONCAT_PACKETS:
             pending.extend(node.args[0])
-        elif packet in _CARRY or ops.is_elementwise(node.target) or ops.is_batch_norm(node.target):
+        elif packet in ops.SPLIT_PACKETS or ops.is_elementwise(node.target) or ops.is_batch_norm(node.target):
             pending.append(node.args[0])
     return False

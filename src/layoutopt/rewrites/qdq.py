@@ -40,12 +40,11 @@ def pull_tail(edit: GraphEdit, old: Node, new: Node) -> tuple[Node, Node]:
 
 def replace_chain(edit: GraphEdit, first: Node, last: Node, new: Node) -> None:
     """Route the users of ``last`` to ``new`` and erase ``first .. last`` (a single-user chain)."""
-    last.replace_all_uses_with(new)
-    while last is not first:
-        prev = last.args[0]
-        edit.graph.erase_node(last)
-        last = prev
-    edit.graph.erase_node(first)
+    chain = [last]
+    while chain[-1] is not first:
+        chain.append(chain[-1].args[0])
+    edit.replace(last, new)
+    edit.erase_if_dead(*chain)
 
 
 def _is_tail(node: Node, producer: Node) -> bool:

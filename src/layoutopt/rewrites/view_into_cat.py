@@ -15,13 +15,24 @@ Declined: a cat another op also reads, a view that is not such a split, inputs o
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch.fx import Node
 
 from ..ir import ops
 from ..ir.access import fake_value
-from .base import GraphEdit, Match, Reject, Rule
+from ..targets import ShuffleForm, Target
+from .base import GraphEdit, GraphView, Match, Reject, Rule
 
 aten = ops.aten
+
+
+@dataclass(frozen=True)
+class ViewOfCatMatch(Match):
+    cat: Node
+    xs: tuple[Node, ...]
+    dim: int
+    piece: tuple[int, ...]  # the shape each input is viewed as
 
 
 class ViewIntoCat(Rule):
@@ -30,9 +41,17 @@ class ViewIntoCat(Rule):
     name = "view_into_cat"
     anchors = ops.VIEW_PACKETS
 
-    def match(self, node: Node, edit: GraphEdit) -> Match | Reject | None:
+    @classmethod
+    def for_target(cls, target: Target, planned: bool) -> Rule | None:
+        # where the backend lays tensors out physically, a shuffled cat interleaves as it
+        # copies; the ATen plan's strided layouts cannot express that (ShuffleNet-nano on
+        # cortex-m: 7 transposes instead of 3)
+        wanted = ops.Family.CONV in target.channels_last and target.channel_shuffle is ShuffleForm.INTERLEAVE
+        return cls() if wanted and not planned else None
+
+    def match(self, node: Node, view: GraphView) -> Match | Reject | None:
         cat = node.args[0]
-        if ops.packet_of(cat) is not aten.cat or edit.edge:
+        if ops.packet_of(cat) is not aten.cat or view.edge:
             return None
         xs = list(cat.args[0])
         src, out = fake_value(cat), fake_value(node)
@@ -51,10 +70,10 @@ class ViewIntoCat(Rule):
             return self.reject(node, f"the inputs of the cat have unequal sizes {sizes} along dim {dim}")
         if len(cat.users) != 1:
             return self.reject(node, "the cat is also read by another op")
-        return Match(node, {"cat": cat, "xs": xs, "dim": dim, "piece": shape[:dim] + [1, k] + shape[dim + 1:]})
+        return ViewOfCatMatch(node, cat, tuple(xs), dim, tuple(shape[:dim] + [1, k] + shape[dim + 1:]))
 
-    def rewrite(self, edit: GraphEdit, m: Match) -> None:
+    def rewrite(self, edit: GraphEdit, m: ViewOfCatMatch) -> None:
         node = m.node
-        pieces = [edit.call(aten.view.default, (x, list(m["piece"])), like=node) for x in m["xs"]]
-        edit.replace(node, edit.call(aten.cat.default, (pieces, m["dim"]), like=node))
-        edit.erase_if_dead(m["cat"])
+        pieces = [edit.call(aten.view.default, (x, list(m.piece)), like=node) for x in m.xs]
+        edit.replace(node, edit.call(aten.cat.default, (pieces, m.dim), like=node))
+        edit.erase_if_dead(m.cat)

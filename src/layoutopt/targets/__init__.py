@@ -13,6 +13,7 @@ and those reshapes of channels-last tensors cost two TOSA transposes (a squeeze-
 """
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +24,30 @@ from ..ir.ops import NHWC_FAMILIES as _NHWC
 from ..ir.ops import Family
 
 
+class ShuffleForm(enum.Enum):
+    """The form a channel shuffle runs best in on a target."""
+
+    AS_WRITTEN = "as_written"
+    CHANNELS_LAST = "channels_last"  # one transpose of the channel axis's two factors
+    # that, and where the backend lays tensors out physically, a shuffled concatenation split
+    # into a group axis it can put innermost (the copy interleaves the inputs' channels)
+    INTERLEAVE = "interleave"
+    CONV = "conv"  # a 1x1 convolution with a permutation weight
+
+    @staticmethod
+    def parse(value: "str | ShuffleForm | None") -> "ShuffleForm":
+        """The form named ``value``; None is ``AS_WRITTEN``."""
+        if isinstance(value, ShuffleForm):
+            return value
+        if value is None:
+            return ShuffleForm.AS_WRITTEN
+        try:
+            return ShuffleForm(value)
+        except ValueError:
+            raise TargetError(f"channel_shuffle must be one of {', '.join(f.value for f in ShuffleForm)}, "
+                              f"not '{value}'") from None
+
+
 @dataclass(frozen=True)
 class Target:
     name: str
@@ -31,12 +56,11 @@ class Target:
     dense_last: frozenset  # families that need the last logical dim innermost
     element_bytes: int | None  # deployed bytes per element; None keeps the graph's dtype
     fc_for_pointwise: bool = False  # a 1x1 conv on a 1x1 input runs faster as fully connected
-    # the form a channel shuffle runs best in: "channels_last" (one transpose of the channel
-    # axis's factors), "interleave" (that, and where the backend lays tensors out physically, a
-    # shuffled concatenation split into a group axis it can put innermost), "conv" (a 1x1 conv
-    # with a permutation weight), or
-    # None (as written)
-    channel_shuffle: str | None = "channels_last"
+    # the form a channel shuffle runs best in (its name, or None for as written, also accepted)
+    channel_shuffle: ShuffleForm = ShuffleForm.CHANNELS_LAST
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "channel_shuffle", ShuffleForm.parse(self.channel_shuffle))
 
     def bytes_of(self, numel: int, dtype: torch.dtype) -> int:
         size = self.element_bytes if self.element_bytes is not None else dtype.itemsize
@@ -49,11 +73,11 @@ TARGETS: dict[str, Target] = {
         Target("ethos-u55", "Arm Ethos-U55 NPU via TOSA and Vela (int8, NHWC kernels; transposes are emulated)",
                _NHWC, _DENSE_LAST, 1),
         Target("ethos-u85", "Arm Ethos-U85 NPU via TOSA and Vela (int8, NHWC kernels, native transpose)",
-               _NHWC, _DENSE_LAST, 1, channel_shuffle="conv"),
+               _NHWC, _DENSE_LAST, 1, channel_shuffle=ShuffleForm.CONV),
         Target("cortex-m", "Cortex-M with CMSIS-NN kernels (int8, NHWC)", _NHWC, _DENSE_LAST, 1,
-               fc_for_pointwise=True, channel_shuffle="interleave"),
+               fc_for_pointwise=True, channel_shuffle=ShuffleForm.INTERLEAVE),
         Target("xnnpack", "XNNPACK on mobile CPUs (NHWC kernels, float or int8)", _NHWC, _DENSE_LAST, None,
-               channel_shuffle=None),
+               channel_shuffle=ShuffleForm.AS_WRITTEN),
         Target("cpu", "PyTorch eager on CPU (oneDNN prefers channels-last convolutions)",
                frozenset({Family.CONV}), frozenset({Family.MATMUL}), None),
     )

@@ -10,12 +10,11 @@ from typing import Any, Sequence
 
 import torch
 from torch.export import ExportedProgram
-from torch.export.graph_signature import InputKind, OutputKind
 from torch.fx import Interpreter, Node
 
 from ..errors import InputError
-from ..ir.access import is_tensor, tensor_order, user_input_nodes
-from ..layout.perm import layout_key
+from ..ir.access import Role, constant_value, is_tensor, role_of, tensor_order, user_input_nodes
+from ..ir.perm import layout_key
 
 
 def seeded_inputs(ep: ExportedProgram, seed: int = 0) -> tuple[torch.Tensor, ...]:
@@ -71,20 +70,18 @@ def run_program(ep: ExportedProgram, inputs: Sequence[torch.Tensor]) -> tuple[li
     flat = []
     user = iter(inputs)
     for spec in ep.graph_signature.input_specs:
-        if spec.kind == InputKind.USER_INPUT:
+        role = role_of(spec)
+        if role is Role.USER:
             flat.append(next(user))
-        elif spec.kind in (InputKind.PARAMETER, InputKind.BUFFER):
-            t = ep.state_dict.get(spec.target)
-            flat.append(t if t is not None else ep.constants[spec.target])
-        elif spec.kind == InputKind.CONSTANT_TENSOR:
-            flat.append(ep.constants[spec.target])
+        elif role is Role.CONSTANT:
+            flat.append(constant_value(ep, spec))
         else:
             raise InputError(f"input kind {spec.kind.name} is not supported")
     checker = _StrideChecker(ep.graph_module)
     with torch.no_grad():
         outs = checker.run(*flat)
     outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
-    user_outs = [o for o, s in zip(outs, ep.graph_signature.output_specs) if s.kind == OutputKind.USER_OUTPUT]
+    user_outs = [o for o, s in zip(outs, ep.graph_signature.output_specs) if role_of(s) is Role.USER]
     return user_outs, checker.mismatches
 
 

@@ -98,6 +98,13 @@ def order_after_permute(order: Sequence[int], perm: Perm) -> Order:
     return tuple(inv[d] for d in order)
 
 
+def moves_bytes(perm: Perm, shape: Sequence[int]) -> bool:
+    """Whether ``y = x.permute(perm)`` of a dense ``x`` reorders memory, ``shape`` being ``y``'s:
+    a permute that moves only size-1 dims renames the memory sequence and copies nothing."""
+    identity = identity_order(perm.rank)
+    return layout_key(shape, order_after_permute(identity, perm)) != layout_key(shape, identity)
+
+
 def distinct_layouts(shape: Sequence[int]) -> int:
     """How many layouts a shape has: the factorial of its count of non-unit dims."""
     n = sum(1 for s in shape if s != 1)
@@ -140,6 +147,13 @@ def _reshape_order(in_shape: tuple, in_order: tuple, out_shape: tuple) -> Order 
     order = order_of(out_shape, strides)
     if any(strides[d] != s for d, s in enumerate(strides_for(out_shape, order)) if out_shape[d] > 1):
         return None
+    # the unit steps fit a dense order; every other element must follow it as well (a reshape
+    # that regroups dims the layout has swapped can agree with it on the unit steps alone)
+    rank = len(out_shape)
+    strided = sum((np.arange(size) * strides[d]).reshape([size if k == d else 1 for k in range(rank)])
+                  for d, size in enumerate(out_shape))
+    if not np.array_equal(out, strided + out[(0,) * rank]):
+        return None
     return with_unit_dims_in_place(out_shape, order)
 
 
@@ -148,3 +162,16 @@ def with_unit_dims_in_place(shape: Sequence[int], order: Sequence[int]) -> Order
     ``order`` fill the positions the non-unit dims hold in ``shape``."""
     big = iter(d for d in order if shape[d] != 1)
     return tuple(d if shape[d] == 1 else next(big) for d in range(len(shape)))
+
+
+def permuted_pad(pad: Sequence[int], order: Sequence[int]) -> list[int]:
+    """``constant_pad_nd``'s pad list (before/after pairs from the last dim backwards) for the
+    tensor permuted by ``order``: ``pad(x, p).permute(o) == pad(x.permute(o), permuted_pad(p, o))``."""
+    rank = len(order)
+    per_dim = {rank - 1 - i: (pad[2 * i], pad[2 * i + 1]) for i in range(len(pad) // 2)}
+    out: list[int] = []
+    for physical in reversed(range(rank)):
+        out += list(per_dim.get(order[physical], (0, 0)))
+    while len(out) > 2 and out[-2:] == [0, 0]:  # leading dims without padding
+        out = out[:-2]
+    return out
