@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 import torch
+from torch import nn
 from torch.export import ExportedProgram
 from torch.fx import Node
 
@@ -231,3 +232,15 @@ def assert_same_constants(a: ExportedProgram, b: ExportedProgram) -> None:
     for name, t in ta.items():
         if isinstance(t, torch.Tensor):
             assert torch.equal(t, tb[name]) and t.shape == tb[name].shape, f"constant {name} changed"
+
+
+class ConvFanOut(nn.Module):
+    """x -> conv -> (relu, mean): one conv whose output two ops read."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return torch.relu(y), y.mean((2, 3))

@@ -3,8 +3,8 @@ each can take and the copies that make them, each op's modes (what it needs of i
 what it gives, what it costs), and the outputs' contract."""
 import pytest
 import torch
-from torch import nn
 
+from helpers import ConvFanOut
 from layoutopt.ir.propagate import refresh_meta
 from layoutopt.layout.cost import IOLayout
 from layoutopt.layout.problem import Mode, build_problem
@@ -15,18 +15,6 @@ U55 = get_target("ethos-u55")  # channels-last convolutions, one byte an element
 NCHW_X, NHWC_X = (12, 4, 2, 1), (12, 1, 6, 3)  # strides of x[1, 3, 2, 2]
 NCHW_Y, NHWC_Y = (16, 4, 2, 1), (16, 1, 8, 4)  # strides of a [1, 4, 2, 2] tensor
 CONTIGUOUS, CHANNELS_LAST = (0, 1, 2, 3), (0, 2, 3, 1)
-
-
-class ConvFanOut(nn.Module):
-    """x -> conv -> (relu, mean): one conv whose output two ops read."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 1)
-
-    def forward(self, x):
-        y = self.conv(x)
-        return torch.relu(y), y.mean((2, 3))
 
 
 def problem(io_layout=IOLayout.CONTIGUOUS):

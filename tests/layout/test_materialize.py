@@ -6,9 +6,8 @@ from collections import Counter
 
 import pytest
 import torch
-from torch import nn
 
-from helpers import op_counts
+from helpers import ConvFanOut, op_counts
 from layoutopt.errors import InternalError
 from layoutopt.ir.propagate import refresh_meta
 from layoutopt.layout.cost import IOLayout
@@ -19,18 +18,6 @@ from layoutopt.verify.numerics import compare
 
 CLONE = "aten.clone.default"
 NCHW, NHWC = 0, 1  # index of the mode that reads NCHW / NHWC, as build_problem lists them
-
-
-class ConvFanOut(nn.Module):
-    """x -> conv -> (relu, mean): one conv whose output two ops read."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 1)
-
-    def forward(self, x):
-        y = self.conv(x)
-        return torch.relu(y), y.mean((2, 3))
 
 
 def planned(choice):
