@@ -166,25 +166,29 @@ def write_plan(gm: GraphModule, ep: ExportedProgram | None, plan: ArmPlan) -> No
 
 def plan_and_write(gm: GraphModule, ep: ExportedProgram | None, **plan_kwargs) -> tuple:
     """Plan ``gm`` (``arm_plan.plan`` with ``plan_kwargs``) and write the plan back when it
-    moves fewer bytes than the graph as it stands. Returns the plan and a record of it:
-    ``transposes_before``, ``transpose_bytes_before``/``_after``, ``cost_after`` (the bytes
-    plus what ops pay for their layouts), ``lower_bound_bytes`` (of that cost),
-    ``solver_status``, ``applied``, ``seconds``."""
+    costs less than the graph as it stands. Returns the plan and a record of it, before and
+    after: ``transposes_*``, ``transpose_bytes_*`` and ``cost_*`` (the objective: the bytes,
+    what ops pay for their layouts and ``transpose_overhead`` bytes per transpose), then
+    ``cost_lower_bound`` (a proven bound on ``cost_after``), ``max_transposes`` (the cap the
+    plan was solved under, or None), ``solver_status``, ``applied``, ``seconds``."""
     from .arm_plan import plan
 
     user_inputs = set(ep.graph_signature.user_inputs) if ep is not None else {
         n.name for n in gm.graph.nodes if n.op == "placeholder"}
     solved = plan(gm, user_inputs, **plan_kwargs)
-    changed = solved.solution.objective_bytes < solved.transpose_bytes_before
-    cost = solved.solution.objective_bytes if changed else solved.transpose_bytes_before
+    solution = solved.solution
+    changed = solution.objective_bytes < solved.cost_before
     record = {"transposes_before": solved.transposes_before,
               "transpose_bytes_before": solved.transpose_bytes_before,
-              "transpose_bytes_after": cost - solved.run_costs() if changed else cost,
-              "cost_after": cost,
-              "lower_bound_bytes": solved.solution.lower_bound_bytes,
-              "solver_status": solved.solution.solver_status,
-              "applied": changed, "seconds": solved.solution.seconds}
+              "cost_before": solved.cost_before,
+              "transposes_after": solution.conversions if changed else solved.transposes_before,
+              "transpose_bytes_after": solved.transpose_bytes_after() if changed else solved.transpose_bytes_before,
+              "cost_after": solution.objective_bytes if changed else solved.cost_before,
+              "cost_lower_bound": solution.lower_bound_bytes,
+              "transpose_overhead": solved.problem.conversion_overhead,
+              "max_transposes": solved.problem.max_conversions,
+              "solver_status": solution.solver_status,
+              "applied": changed, "seconds": solution.seconds}
     if changed:
         write_plan(gm, ep, solved)
     return solved, record
-
