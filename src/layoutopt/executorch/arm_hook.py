@@ -16,6 +16,8 @@ Each transpose is priced at its bytes plus the target's fixed cost per op
 (``Target.transpose_overhead_bytes``: U55 when the TOSA specification is the U55 subset, else
 U85), and a plan has at most as many transposes as the graph had when the pass saw it: it
 never trades one large transpose for several small ones the backend would not have placed.
+Late in the pipeline, after the backend's own canonicalisation of view/permute chains, a second
+pass writes transposes and reshapes in the forms Vela runs best (``arm_vela_forms``).
 
 ExecuTorch's registry of pass insertions is process-global: ``arm_layout`` registers the
 pass for the duration of a ``with`` block and clears the registry when the block ends, also
@@ -37,6 +39,7 @@ def _pipeline():
         from executorch.backends.arm._passes import arm_pass_manager as manager
         anchor = manager.PropagateViewCopyPermuteDownPass
         greedy = (anchor, manager.PropagateViewCopyPermuteUpPass)
+        late = manager.InsertConstShapesPass
         register = manager.register_pass_insertions_before
         clear = manager.clear_registered_pass_insertions
         if not all(callable(getattr(p, "call", None)) for p in greedy):
@@ -45,7 +48,7 @@ def _pipeline():
         raise ArmHookError("this ExecuTorch's Arm backend has no pass-insertion hook before "
                            "PropagateViewCopyPermuteDownPass (layoutopt needs executorch 1.5.x): "
                            f"{exc}") from None
-    return anchor, greedy, register, clear
+    return anchor, late, greedy, register, clear
 
 
 @contextmanager
@@ -124,10 +127,13 @@ def arm_layout() -> Iterator[list[dict]]:
         with layoutopt.executorch.arm_layout() as planned:
             edge = to_edge_transform_and_lower(program, partitioner=[EthosUPartitioner(spec)])
     """
-    anchor, greedy, register, clear = _pipeline()
+    from . import arm_vela_forms
+
+    anchor, late, greedy, register, clear = _pipeline()
     records: list[dict] = []
     skip_greedy = [False]
     register(anchor, [make_pass(records, skip_greedy)])
+    register(late, [arm_vela_forms.make_pass(records)])
     try:
         with _skipped(greedy, skip_greedy):
             yield records
