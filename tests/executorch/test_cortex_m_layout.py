@@ -75,7 +75,9 @@ def test_shuffle_units(tmp_path):
     assert ours["cortex_m_transpose_bytes"] == 3 * 16 * 16 + 8 * 8 * 8
     (planned,) = ours["cortex_m_layout"]
     assert planned["applied"] and planned["solver_status"] == "optimal"
-    assert planned["transpose_bytes_after"] == planned["lower_bound_bytes"] < planned["transpose_bytes_before"]
+    # no fixed cost per transpose on Cortex-M: the objective is the bytes, at its bound
+    assert planned["transpose_bytes_after"] == planned["cost_after"] == planned["cost_lower_bound"] < \
+        planned["transpose_bytes_before"]
 
 
 def test_the_explicit_pipeline_alone_is_a_third_flow(tmp_path):

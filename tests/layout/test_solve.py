@@ -95,3 +95,32 @@ def test_modes_are_chosen_along_a_chain():
 def test_an_empty_problem():
     s = solve(Problem({}, {}, outputs=[], declined=[], node_order=[]))
     assert (s.chosen, s.objective_bytes, s.lower_bound_bytes, s.solver_status) == ({}, 0, 0, "empty")
+
+
+def own_or_shared(overhead=0, max_conversions=None):
+    """``x`` (30 bytes) read by two ops, each of which either converts its own part (a mode
+    that is one conversion of 12 bytes), reads a shared copy of ``x`` (30 bytes) in NHWC, or
+    runs a slow kernel on NCHW (40) without converting anything."""
+    values = {X: value("x", 30, fixed=NCHW), **{(n, -1): value(n) for n in ("r0", "r1")}}
+    modes = {n: [Mode(needs=((X, NCHW),), gives=((-1, NCHW),), cost=12, original=True, conversions=1),
+                 Mode(needs=((X, NHWC),), gives=((-1, NCHW),), cost=0),
+                 Mode(needs=((X, NCHW),), gives=((-1, NCHW),), cost=40)] for n in ("r0", "r1")}
+    return Problem(values, modes, outputs=[((n, -1), NCHW) for n in ("r0", "r1")], declined=[],
+                   node_order=["r0", "r1"], conversion_overhead=overhead, max_conversions=max_conversions)
+
+
+def test_a_fixed_cost_per_conversion_prefers_one_shared_copy_to_several_small_ones():
+    s = solve(own_or_shared())
+    assert (s.objective_bytes, s.lower_bound_bytes, s.conversions) == (24, 24, 2)  # 12 + 12 < 30
+    assert nhwc_readers(s) == []
+    s = solve(own_or_shared(overhead=10))
+    # (12 + 10) * 2 > 30 + 10: the objective and its bound count the overhead
+    assert (s.objective_bytes, s.lower_bound_bytes, s.conversions) == (40, 40, 1)
+    assert nhwc_readers(s) == ["r0", "r1"]
+
+
+@pytest.mark.parametrize("cap,objective", [(2, 24), (1, 30), (0, 80)])
+def test_a_cap_on_conversions_gives_the_cheapest_plan_within_it(cap, objective):
+    s = solve(own_or_shared(max_conversions=cap))
+    assert (s.objective_bytes, s.lower_bound_bytes) == (objective, objective)
+    assert s.conversions <= cap and s.solver_status == "optimal"

@@ -8,9 +8,16 @@ after it has wrapped every convolution, pooling and matmul in local permutes, ju
 pass's table knows (elsewhere it may still move permutes across the ops left as they stand):
 there it has nothing left to find, re-traces the whole graph for every permute it moves (most of the
 lowering time of transformers), and moves planned permutes onto larger tensors (an attention
-block's head split lifted above the q/k/v slice: 2,048 -> 3,584 bytes transposed, 43,350 ->
-65,584 U85 cycles). The rest of the pipeline (the U55 permute split, the canonicalisation of
+block's k transpose lifted above its slice, onto the whole qkv tensor: 1,280 -> 1,792 bytes
+transposed). The rest of the pipeline (the U55 permute split, the canonicalisation of
 permutes that are reshapes, TOSA serialization) runs as usual.
+
+Each transpose is priced at its bytes plus the target's fixed cost per op
+(``Target.transpose_overhead_bytes``: U55 when the TOSA specification is the U55 subset, else
+U85), and a plan has at most as many transposes as the graph had when the pass saw it: it
+never trades one large transpose for several small ones the backend would not have placed.
+Late in the pipeline, after the backend's own canonicalisation of view/permute chains, a second
+pass writes transposes and reshapes in the forms Vela runs best (``arm_vela_forms``).
 
 ExecuTorch's registry of pass insertions is process-global: ``arm_layout`` registers the
 pass for the duration of a ``with`` block and clears the registry when the block ends, also
@@ -32,6 +39,7 @@ def _pipeline():
         from executorch.backends.arm._passes import arm_pass_manager as manager
         anchor = manager.PropagateViewCopyPermuteDownPass
         greedy = (anchor, manager.PropagateViewCopyPermuteUpPass)
+        late = manager.InsertConstShapesPass
         register = manager.register_pass_insertions_before
         clear = manager.clear_registered_pass_insertions
         if not all(callable(getattr(p, "call", None)) for p in greedy):
@@ -40,7 +48,7 @@ def _pipeline():
         raise ArmHookError("this ExecuTorch's Arm backend has no pass-insertion hook before "
                            "PropagateViewCopyPermuteDownPass (layoutopt needs executorch 1.5.x): "
                            f"{exc}") from None
-    return anchor, greedy, register, clear
+    return anchor, late, greedy, register, clear
 
 
 @contextmanager
@@ -64,6 +72,15 @@ def _skipped(passes, when: list[bool]) -> Iterator[None]:
                 p.call = call
 
 
+def _target():
+    """The Ethos-U target whose transpose costs the pass plans with (see the module docstring)."""
+    from executorch.backends.arm.tosa.specification import get_context_spec
+
+    from ..targets import get_target
+
+    return get_target("ethos-u55" if get_context_spec().is_U55_subset else "ethos-u85")
+
+
 def make_pass(records: list[dict] | None = None, skip_greedy: list[bool] | None = None):
     """A fresh instance of the pass (the backend gives it the ExportedProgram it lowers); it
     appends what it planned for each partition to ``records`` and sets ``skip_greedy[0]`` when
@@ -83,7 +100,9 @@ def make_pass(records: list[dict] | None = None, skip_greedy: list[bool] | None 
             self.__name__ = type(self).__name__  # how the pass manager names passes
 
         def call(self, graph_module):
-            solved, record = plan_and_write(graph_module, self.exported_program, run_cost=narrow_innermost_cost)
+            solved, record = plan_and_write(graph_module, self.exported_program, run_cost=narrow_innermost_cost,
+                                            transpose_overhead=_target().transpose_overhead_bytes,
+                                            no_more_transposes=True)
             # the backend's greedy propagation can still move permutes across ops this table
             # does not know; elsewhere it has nothing left to find
             skip_greedy[0] = not solved.unknown_ops
@@ -100,17 +119,21 @@ def make_pass(records: list[dict] | None = None, skip_greedy: list[bool] | None 
 def arm_layout() -> Iterator[list[dict]]:
     """Within the block, every Arm backend lowering (Ethos-U, VGF) plans its layouts with
     layoutopt; the block gets a list of what was planned, one record per delegated partition
-    (``transposes_before``, ``transpose_bytes_before``/``_after``, ``cost_after`` (bytes, plus what ops
-    pay for narrow layouts), ``lower_bound_bytes`` (of that cost),
-    ``solver_status``, ``applied``)::
+    (``transposes_before``/``_after``, ``transpose_bytes_before``/``_after``, ``cost_before``/``_after``
+    (bytes, plus what ops pay for narrow layouts and each transpose's fixed cost),
+    ``cost_lower_bound`` (of that cost), ``solver_status``, ``applied``; see
+    ``arm_physical.plan_and_write``)::
 
         with layoutopt.executorch.arm_layout() as planned:
             edge = to_edge_transform_and_lower(program, partitioner=[EthosUPartitioner(spec)])
     """
-    anchor, greedy, register, clear = _pipeline()
+    from . import arm_vela_forms
+
+    anchor, late, greedy, register, clear = _pipeline()
     records: list[dict] = []
     skip_greedy = [False]
     register(anchor, [make_pass(records, skip_greedy)])
+    register(late, [arm_vela_forms.make_pass(records)])
     try:
         with _skipped(greedy, skip_greedy):
             yield records

@@ -7,7 +7,10 @@ becomes ``x.permute(d)`` in memory and in shape, because TOSA has no strides.
   runs on the permuted shapes (the memory sequence is the same, proved by index replay);
 * where a reader needs another order than the producer gives, one ``permute_copy`` (one TOSA
   TRANSPOSE) converts it, shared by all readers of that order; an order that differs only in
-  where size-1 dims sit is a ``view_copy`` (a RESHAPE, metadata only).
+  where size-1 dims sit is a ``view_copy`` (a RESHAPE, metadata only);
+* an op whose planned order differs from an operand's only in where size-1 dims sit runs in the
+  operand's order (size-1 dims included), so that no reshape separates them and the op keeps
+  its wide dim innermost where the operand has it.
 
 Only data moves, so the graph computes the same values bit for bit.
 """
@@ -19,7 +22,7 @@ from torch.fx import GraphModule, Node
 from ..ir import ops
 from ..ir.access import copy_provenance, fake_value
 from ..ir.perm import Order, Perm, identity_order, layout_key, moves_bytes, permuted_pad
-from .arm_plan import ArmPlan
+from .arm_plan import ArmPlan, unsafe_table_shape
 
 
 class _Writer:
@@ -96,7 +99,7 @@ class _Writer:
             return
         if kind in (ops.ArmKind.ELEMENTWISE, ops.ArmKind.LAST_AXIS, ops.ArmKind.AXES, ops.ArmKind.PAD):
             # operands exactly as permuted as the output, size-1 dims included, to broadcast alike
-            out = self.plan.run_order(node)
+            out = self._follow_operand(node, kind, self.plan.run_order(node), needs)
             self.produced[node] = out
             needs = {a: out if len(self._shape(a)) == rank else o for a, o in needs.items()}
         for arg, order in needs.items():
@@ -121,6 +124,23 @@ class _Writer:
             if arg.name in self.plan.constants and len(fake_value(arg).shape) == rank:
                 node.replace_input_with(arg, self._constant(arg, out))
         node.meta["val"] = fake_value(node).permute(out).contiguous()
+
+    def _follow_operand(self, node: Node, kind: ops.ArmKind, order: Order, needs: dict[Node, Order]) -> Order:
+        """``order``, or the exact order an operand of the same shape is written in when the
+        two differ only in where size-1 dims sit and the operand's innermost dim is as wide."""
+        shape = self._shape(node)
+        rank = len(shape)
+        for arg in needs:
+            have = self.produced.get(arg)
+            if self._shape(arg) != shape or have is None or have == order or \
+                    layout_key(shape, have) != layout_key(shape, order) or shape[have[-1]] < shape[order[-1]]:
+                continue
+            if kind is ops.ArmKind.LAST_AXIS and have[-1] != rank - 1:
+                continue  # channel scales apply along the innermost dim
+            if ops.tosa_op(node.target) == "TABLE" and unsafe_table_shape(Perm(have).apply(shape)):
+                continue
+            return have
+        return order
 
     def _permute(self, node: Node, src: Node, have: Order, out: Order) -> None:
         """``y = x.permute(p)`` with ``x`` laid out in ``have`` and ``y`` wanted in ``out``:
@@ -166,25 +186,29 @@ def write_plan(gm: GraphModule, ep: ExportedProgram | None, plan: ArmPlan) -> No
 
 def plan_and_write(gm: GraphModule, ep: ExportedProgram | None, **plan_kwargs) -> tuple:
     """Plan ``gm`` (``arm_plan.plan`` with ``plan_kwargs``) and write the plan back when it
-    moves fewer bytes than the graph as it stands. Returns the plan and a record of it:
-    ``transposes_before``, ``transpose_bytes_before``/``_after``, ``cost_after`` (the bytes
-    plus what ops pay for their layouts), ``lower_bound_bytes`` (of that cost),
-    ``solver_status``, ``applied``, ``seconds``."""
+    costs less than the graph as it stands. Returns the plan and a record of it, before and
+    after: ``transposes_*``, ``transpose_bytes_*`` and ``cost_*`` (the objective: the bytes,
+    what ops pay for their layouts and ``transpose_overhead`` bytes per transpose), then
+    ``cost_lower_bound`` (a proven bound on ``cost_after``), ``max_transposes`` (the cap the
+    plan was solved under, or None), ``solver_status``, ``applied``, ``seconds``."""
     from .arm_plan import plan
 
     user_inputs = set(ep.graph_signature.user_inputs) if ep is not None else {
         n.name for n in gm.graph.nodes if n.op == "placeholder"}
     solved = plan(gm, user_inputs, **plan_kwargs)
-    changed = solved.solution.objective_bytes < solved.transpose_bytes_before
-    cost = solved.solution.objective_bytes if changed else solved.transpose_bytes_before
+    solution = solved.solution
+    changed = solution.objective_bytes < solved.cost_before
     record = {"transposes_before": solved.transposes_before,
               "transpose_bytes_before": solved.transpose_bytes_before,
-              "transpose_bytes_after": cost - solved.run_costs() if changed else cost,
-              "cost_after": cost,
-              "lower_bound_bytes": solved.solution.lower_bound_bytes,
-              "solver_status": solved.solution.solver_status,
-              "applied": changed, "seconds": solved.solution.seconds}
+              "cost_before": solved.cost_before,
+              "transposes_after": solution.conversions if changed else solved.transposes_before,
+              "transpose_bytes_after": solved.transpose_bytes_after() if changed else solved.transpose_bytes_before,
+              "cost_after": solution.objective_bytes if changed else solved.cost_before,
+              "cost_lower_bound": solution.lower_bound_bytes,
+              "transpose_overhead": solved.problem.conversion_overhead,
+              "max_transposes": solved.problem.max_conversions,
+              "solver_status": solution.solver_status,
+              "applied": changed, "seconds": solution.seconds}
     if changed:
         write_plan(gm, ep, solved)
     return solved, record
-

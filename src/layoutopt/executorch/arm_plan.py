@@ -57,6 +57,17 @@ class ArmPlan:
         return sum(self.solution.chosen[n.name].cost for n, k in self.kinds.items()
                    if k in _SHARED_ORDER and n.name in self.solution.chosen)
 
+    @property
+    def cost_before(self) -> int:
+        """The objective of the graph as it stands: its transposes' bytes and fixed costs (its
+        ops run in the orders they are written in, which ``run_cost`` does not charge)."""
+        return self.transpose_bytes_before + self.transposes_before * self.problem.conversion_overhead
+
+    def transpose_bytes_after(self) -> int:
+        """Bytes the plan's transposes move (its objective without run costs and fixed costs)."""
+        return self.solution.objective_bytes - self.run_costs() - \
+            self.solution.conversions * self.problem.conversion_overhead
+
     def order_of(self, node: Node, label: Label) -> Order:
         return self.values[node].convertible[label]
 
@@ -121,7 +132,7 @@ class _Builder:
             if kind in (ops.ArmKind.PERMUTE, ops.ArmKind.RESHAPE) and not _tensor_operands(node, self.values):
                 self.kinds[node] = ops.ArmKind.ANCHOR
             # INT48 storage is packed unlike its int32 metadata: permuting it would misaddress it
-            if _int48(node) or any(_int48(a) for a in node.all_input_nodes):
+            if stored_as_int48(node) or any(stored_as_int48(a) for a in node.all_input_nodes):
                 self.kinds[node] = ops.ArmKind.ANCHOR
         for node in gm.graph.nodes:  # a tuple-valued op reads its operands as they stand
             if node.op == "call_function" and node not in self.kinds and node.all_input_nodes:
@@ -203,7 +214,7 @@ class _Builder:
         gives_identity = () if info is None else ((-1, identity(node)),)
         moves = kind is ops.ArmKind.PERMUTE and not _renames(self.values[operands[0]].shape, _perm_of(node).dims)
         anchor = Mode(tuple((self.values[a].value, identity(a)) for a in operands), gives_identity,
-                      info.nbytes if moves else 0, original=True)
+                      info.nbytes if moves else 0, original=True, conversions=int(moves))
         if kind is ops.ArmKind.ANCHOR or info is None:
             return [anchor]
         rank = len(info.shape)
@@ -232,7 +243,7 @@ class _Builder:
             if kind is ops.ArmKind.LAST_AXIS and order[-1] != rank - 1:
                 continue
             if ops.tosa_op(node.target) == "TABLE" and order != identity_order(rank) and \
-                    _unsafe_table_shape(Perm(order).apply(info.shape)):
+                    unsafe_table_shape(Perm(order).apply(info.shape)):
                 continue
             if any(len(self.values[a].shape) != rank for a in operands) and order != identity_order(rank):
                 continue
@@ -252,14 +263,14 @@ class _Builder:
         return out
 
 
-def _int48(node: Node) -> bool:
+def stored_as_int48(node: Node) -> bool:
     """Whether the backend stores ``node``'s value as INT48 (``TosaSpecialDtype``)."""
     from executorch.backends.arm.tosa.mapping import TosaSpecialDtype
 
     return node.meta.get(TosaSpecialDtype.meta_key()) == TosaSpecialDtype.INT48
 
 
-def _unsafe_table_shape(shape: tuple[int, ...]) -> bool:
+def unsafe_table_shape(shape: tuple[int, ...]) -> bool:
     """A TABLE operand shape Ethos-U85 miscompiles when a MAC op feeds it: [N, 1, 1, C] with
     N > 1 (the Arm backend keeps its own propagation off it for the same reason, MLBEDSW-11805)."""
     return len(shape) == 4 and shape[0] > 1 and shape[1] == 1 and shape[2] == 1
@@ -304,13 +315,16 @@ def narrow_innermost_cost(info: ValueInfo, order: Order) -> int:
 
 
 def plan(gm: GraphModule, user_inputs: set[str], element_bytes=None, time_limit: float = 120.0,
-         kind_of=ops.arm_kind, run_cost=None) -> ArmPlan:
+         kind_of=ops.arm_kind, run_cost=None, transpose_overhead: int = 0,
+         no_more_transposes: bool = False) -> ArmPlan:
     """Solve the layout of ``gm`` (a graph whose layouts are physical); ``user_inputs`` names
     the placeholders that are not constants. ``kind_of`` is the op table of the graph's
     dialect (``ops.arm_kind`` for the Arm backend's, ``ops.cortex_m_kind`` for Cortex-M's);
     ``element_bytes(dtype)`` prices a conversion per element; ``run_cost(value, order)``
     what a layout-agnostic op pays for running in ``order`` beyond its conversions (none
-    unless given; the Arm backend's: ``narrow_innermost_cost``)."""
+    unless given; the Arm backend's: ``narrow_innermost_cost``); ``transpose_overhead`` what
+    each transpose costs beyond its bytes, in bytes (``Target.transpose_overhead_bytes``).
+    With ``no_more_transposes`` a plan has at most as many transposes as ``gm`` as it stands."""
     element_bytes = element_bytes or (lambda dtype: torch.empty((), dtype=dtype).element_size())
     b = _Builder(gm, user_inputs, element_bytes, kind_of, run_cost)
     b.candidate_orders()
@@ -328,8 +342,9 @@ def plan(gm: GraphModule, user_inputs: set[str], element_bytes=None, time_limit:
         if arg in b.values:
             info = b.values[arg]
             outputs.append((info.value, _label(info.shape, identity_order(len(info.shape)))))
-    problem = Problem({info.value: info for info in b.values.values()}, modes, outputs, [], order)
     count, nbytes = _stock_transposes(gm, b.values, kind_of)
+    problem = Problem({info.value: info for info in b.values.values()}, modes, outputs, [], order,
+                      conversion_overhead=transpose_overhead, max_conversions=count if no_more_transposes else None)
     # ops the table does not know and keeps as they stand (TOSA ops are known anchors)
     unknown = sorted({ops.op_name(n.target) for n, k in b.kinds.items()
                       if k is ops.ArmKind.ANCHOR and ops.tosa_op(n.target) is None

@@ -11,14 +11,16 @@ def _ops(counts: dict) -> int:
     return sum(counts.values())
 
 
-def _planned(records: list[dict] | None) -> str:
-    """Bytes the Arm-stage layout pass moves in transposes over all partitions, before -> after
-    (its solver's lower bound), or "-" when it did not run."""
+def _planned(records: list[dict] | None, key: str) -> str:
+    """A figure of the Arm-stage layout pass over all partitions, before -> after, or "-" when
+    it did not run; for its cost, the solver's lower bound in brackets."""
     if not records:
         return "-"
-    before = sum(r["transpose_bytes_before"] for r in records)
-    after = sum(r["transpose_bytes_after"] for r in records)
-    bound = sum(r["lower_bound_bytes"] for r in records)
+    before = sum(r[f"{key}_before"] for r in records)
+    after = sum(r[f"{key}_after"] for r in records)
+    if key != "cost":
+        return f"{before:,} -> {after:,}"
+    bound = sum(r["cost_lower_bound"] for r in records)
     return f"{before:,} -> {after:,} ({bound:,})"
 
 
@@ -35,7 +37,9 @@ ROWS: dict[str, list[Row]] = {
         ("delegated partitions", lambda r: r["partitions"]),
         ("CPU ops", lambda r: _ops(r["cpu_ops"])),
         ("lowering seconds", lambda r: round(r["lower_seconds"], 1)),
-        ("planned transpose bytes (bound)", lambda r: _planned(r.get("arm_layout"))),
+        ("planned transposes", lambda r: _planned(r.get("arm_layout"), "transposes")),
+        ("planned transpose bytes", lambda r: _planned(r.get("arm_layout"), "transpose_bytes")),
+        ("planned cost (bound)", lambda r: _planned(r.get("arm_layout"), "cost")),
     ],
     "xnnpack": [
         ("delegated partitions", lambda r: r["partitions"]),

@@ -15,6 +15,14 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def read_layers(folder: Path) -> list[dict[str, str]]:
+    """Vela's per-layer rows of one compiled partition, in order."""
+    layers = sorted(Path(folder).glob("output/*_per-layer.csv"))
+    if not layers:
+        raise FileNotFoundError(f"Vela wrote no per-layer CSV under {folder}")
+    return _rows(layers[0])
+
+
 def read_summary(folders: list[Path]) -> dict:
     """Totals over the partitions: Vela's summary figures, plus the cycles and count of the
     Transpose operators Vela scheduled (its own, whatever TOSA op they came from)."""

@@ -164,6 +164,34 @@ def with_unit_dims_in_place(shape: Sequence[int], order: Sequence[int]) -> Order
     return tuple(d if shape[d] == 1 else next(big) for d in range(len(shape)))
 
 
+def reduced_permute(shape: Sequence[int], perm: Perm) -> tuple[tuple[int, ...], Perm]:
+    """The same data movement as ``x.permute(perm)`` (``x`` of ``shape``) at the lowest rank:
+    size-1 dims dropped and each run of dims that stays adjacent and in order merged into one.
+    Returns ``(merged shape, merged perm)`` such that
+    ``x.permute(perm) == x.reshape(merged).permute(merged_perm).reshape(perm.apply(shape))``."""
+    wide = [d for d in range(len(shape)) if shape[d] != 1]
+    rank_of = {d: i for i, d in enumerate(wide)}  # input position among the non-unit dims
+    runs: list[list[int]] = []
+    for d in perm.dims:
+        if shape[d] == 1:
+            continue
+        if runs and rank_of[d] == rank_of[runs[-1][-1]] + 1:
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+    by_input = sorted(range(len(runs)), key=lambda r: runs[r][0])
+    merged = tuple(_product(shape[d] for d in runs[r]) for r in by_input) or (1,)
+    position = {r: i for i, r in enumerate(by_input)}
+    return merged, Perm(tuple(position[r] for r in range(len(runs))) or (0,))
+
+
+def _product(sizes) -> int:
+    out = 1
+    for s in sizes:
+        out *= int(s)
+    return out
+
+
 def permuted_pad(pad: Sequence[int], order: Sequence[int]) -> list[int]:
     """``constant_pad_nd``'s pad list (before/after pairs from the last dim backwards) for the
     tensor permuted by ``order``: ``pad(x, p).permute(o) == pad(x.permute(o), permuted_pad(p, o))``."""

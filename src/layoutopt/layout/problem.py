@@ -59,6 +59,7 @@ class Mode:
     kwargs: tuple[tuple[str, Any], ...] = ()  # keyword arguments the mode overrides
     original: bool = False  # the mode the exported graph is in
     op: Any = None  # an equivalent op the mode runs instead (``contiguous`` -> ``clone``)
+    conversions: int = 0  # layout conversions the op itself is in this mode (a permute that moves bytes)
 
 
 @dataclass
@@ -101,6 +102,10 @@ class Problem:
     node_order: list[str]
     replayed: list[str] = field(default_factory=list)  # ops outside the table planned as elementwise
     truncated: list[Truncation] = field(default_factory=list)  # empty: the bound is for the whole problem
+    # what a conversion costs beyond its bytes, in bytes (a target's fixed cost per copy op)
+    conversion_overhead: int = 0
+    # the most conversions (copies and converting modes) a plan may have; None: no limit
+    max_conversions: int | None = None
 
 
 def label_of(t: torch.Tensor) -> Label:

@@ -4,17 +4,22 @@ Integer program (solved by HiGHS through ``scipy.optimize.milp`` with a zero gap
 
     z[n,k] in {0,1}   op n runs in mode k;            sum_k z[n,k] = 1
     X[v,l] = sum of z[producer(v),k] over modes k that give v label l (constant for inputs)
-    y[v,l] >= 0       a copy of v into label l that reorders memory (costs bytes(v))
+    y[v,l] >= 0       a copy of v into label l that reorders memory (costs bytes(v) + overhead)
     w[v,l] >= 0       a copy of v into label l from a label with the same bytes order (free):
                       w[v,l] <= sum of X[v,l'] over labels l' != l with key(l') == key(l)
     for each op n, operand v, label l:   sum_{k of n needing v in l} z[n,k] <= X[v,l] + y[v,l] + w[v,l]
     for each user output v (contract key c, copy label l*):  1 <= sum_{key(l)=c} X[v,l] + y[v,l*]
-    minimise  sum z[n,k] * cost(n,k)  +  sum y[v,l] * bytes(v)  +  tie-break
+    conversions:      sum y[v,l] + sum z[n,k] * conversions(n,k) <= max_conversions  (when given)
+    minimise  sum z[n,k] * (cost(n,k) + conversions(n,k) * overhead)  +  sum y[v,l] * (bytes(v) + overhead)
+              +  tie-break
 
-Copies exist only for labels a copy can produce. The tie-break (under half a byte in total)
-prefers exported modes and fewer copies among equal plans, so a graph that is already optimal
-comes back unchanged. Every cost is a whole number of bytes, so ``ceil(dual_bound - tie_max)``
-is a proven lower bound on the bytes of any plan the problem can express; where the builder's
+``overhead`` (``Problem.conversion_overhead``) is what a target pays for each conversion op
+beyond its bytes, stated in bytes; it is 0 unless the problem's builder sets it, and then the
+objective and its bound are in those byte-equivalents. Copies exist only for labels a copy can
+produce. The tie-break (under half a byte in total) prefers exported modes and fewer copies
+among equal plans, so a graph that is already optimal comes back unchanged. Every cost is a
+whole number of bytes, so ``ceil(dual_bound - tie_max)`` is a proven lower bound on the
+objective of any plan the problem can express (within ``max_conversions``); where the builder's
 caps cut the problem short of the graph, ``Problem.truncated`` says so.
 """
 from __future__ import annotations
@@ -34,10 +39,11 @@ from .problem import Label, Mode, Problem, Value
 @dataclass
 class Solution:
     chosen: dict[str, Mode]
-    objective_bytes: int
-    lower_bound_bytes: int
+    objective_bytes: int  # bytes, plus ``conversion_overhead`` per conversion when the problem sets it
+    lower_bound_bytes: int  # a proven bound on ``objective_bytes``
     solver_status: str
     seconds: float
+    conversions: int = 0  # copies and converting modes in the plan
 
 
 class _Program:
@@ -84,10 +90,11 @@ def solve(problem: Problem, time_limit: float = 300.0) -> Solution:
     tie = 0.4 / max(1, max_vars)
     lp = _Program()
 
+    overhead = problem.conversion_overhead
     z: dict[tuple[str, int], int] = {}
     for name in problem.node_order:
         for k, mode in enumerate(problem.modes[name]):
-            z[(name, k)] = lp.var(mode.cost + (0.0 if mode.original else tie), True)
+            z[(name, k)] = lp.var(mode.cost + mode.conversions * overhead + (0.0 if mode.original else tie), True)
     produced: dict[Value, list[tuple[int, Label]]] = {}
     for name in problem.node_order:
         for k, mode in enumerate(problem.modes[name]):
@@ -112,7 +119,8 @@ def solve(problem: Problem, time_limit: float = 300.0) -> Solution:
         """Add -y[v,l] (and -w[v,l]) to ``coef``, creating them and w's limiting row once."""
         info = problem.values[value]
         if (value, label) not in copies:
-            copies[(value, label)] = lp.var(info.nbytes + tie, False)
+            # integral when conversions are counted against a cap (else an optimum makes them so)
+            copies[(value, label)] = lp.var(info.nbytes + overhead + tie, problem.max_conversions is not None)
             w = restrides[(value, label)] = lp.var(tie, False)
             key = info.key(label)
             limit, const = availability(value, lambda l: l != label and info.key(l) == key)
@@ -144,6 +152,14 @@ def solve(problem: Problem, time_limit: float = 300.0) -> Solution:
             supply(coef, value, label, with_restride=False)
         lp.row(coef, -np.inf, const - 1.0)
 
+    if problem.max_conversions is not None:
+        count = {i: 1.0 for i in copies.values()}
+        for name in problem.node_order:
+            for k, mode in enumerate(problem.modes[name]):
+                if mode.conversions:
+                    count[z[(name, k)]] = float(mode.conversions)
+        lp.row(count, -np.inf, float(problem.max_conversions))
+
     res = lp.solve(time_limit)
     if res.x is None:
         raise InternalError(f"layout solver found no plan: {res.message}")
@@ -153,11 +169,14 @@ def solve(problem: Problem, time_limit: float = 300.0) -> Solution:
         if len(ks) != 1:
             raise InternalError(f"solver picked {len(ks)} modes for node '{name}'")
         chosen[name] = problem.modes[name][ks[0]]
-    objective = sum(m.cost for m in chosen.values()) + sum(
-        problem.values[value].nbytes for (value, _), i in copies.items() if res.x[i] > 0.5)
+    made = [value for (value, _), i in copies.items() if res.x[i] > 0.5]
+    conversions = len(made) + sum(m.conversions for m in chosen.values())
+    objective = sum(m.cost for m in chosen.values()) + sum(problem.values[v].nbytes for v in made) + \
+        conversions * overhead
     dual = getattr(res, "mip_dual_bound", None)
     if dual is None or not np.isfinite(dual):
         dual = res.fun
     bound = max(0, math.ceil(dual - tie * len(lp.cost) - 1e-6))
     status = "optimal" if res.status == 0 else str(res.message)
-    return Solution(chosen, int(objective), min(bound, int(objective)), status, time.perf_counter() - start)
+    return Solution(chosen, int(objective), min(bound, int(objective)), status, time.perf_counter() - start,
+                    conversions)

@@ -10,6 +10,13 @@ XNNPACK runs the shuffle fastest as written. A 1x1 conv on a 1x1 input is left a
 Ethos-U: ExecuTorch's Arm backend lowers every linear back to a 1x1 CONV2D between reshapes,
 and those reshapes of channels-last tensors cost two TOSA transposes (a squeeze-excite block:
 63,893 -> 84,373 U55 cycles as fully connected).
+
+On Ethos-U every TRANSPOSE also pays a fixed cost per op, whatever its size: Vela 5.1.0
+estimates a 2x2 int8 transpose at 34 cycles on U55-128 and 86 on U85-256, and a (1, 32, 32, 32)
+NHWC -> NWHC one at 12,288 and 18,632 cycles: 0.375 and 0.569 cycles a byte
+(``executorch.vela_probe``, checked by ``tests/executorch/test_vela_probes.py``). At that rate
+one more transpose costs as much as 91 (U55) or 151 (U85) more bytes moved:
+``transpose_overhead_bytes``, which the Arm-stage planner adds to each transpose it places.
 """
 from __future__ import annotations
 
@@ -58,9 +65,17 @@ class Target:
     fc_for_pointwise: bool = False  # a 1x1 conv on a 1x1 input runs faster as fully connected
     # the form a channel shuffle runs best in (its name, or None for as written, also accepted)
     channel_shuffle: ShuffleForm = ShuffleForm.CHANNELS_LAST
+    # what a transpose op costs whatever its size, and then per byte it moves (Ethos-U: Vela's cycles)
+    transpose_setup_cycles: int = 0
+    transpose_cycles_per_byte: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channel_shuffle", ShuffleForm.parse(self.channel_shuffle))
+
+    @property
+    def transpose_overhead_bytes(self) -> int:
+        """A transpose's fixed cost stated as the bytes that would cost as much to move."""
+        return round(self.transpose_setup_cycles / self.transpose_cycles_per_byte)
 
     def bytes_of(self, numel: int, dtype: torch.dtype) -> int:
         size = self.element_bytes if self.element_bytes is not None else dtype.itemsize
@@ -71,9 +86,10 @@ TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
         Target("ethos-u55", "Arm Ethos-U55 NPU via TOSA and Vela (int8, NHWC kernels; transposes are emulated)",
-               _NHWC, _DENSE_LAST, 1),
+               _NHWC, _DENSE_LAST, 1, transpose_setup_cycles=34, transpose_cycles_per_byte=12288 / 32768),
         Target("ethos-u85", "Arm Ethos-U85 NPU via TOSA and Vela (int8, NHWC kernels, native transpose)",
-               _NHWC, _DENSE_LAST, 1, channel_shuffle=ShuffleForm.CONV),
+               _NHWC, _DENSE_LAST, 1, channel_shuffle=ShuffleForm.CONV, transpose_setup_cycles=86,
+               transpose_cycles_per_byte=18632 / 32768),
         Target("cortex-m", "Cortex-M with CMSIS-NN kernels (int8, NHWC)", _NHWC, _DENSE_LAST, 1,
                fc_for_pointwise=True, channel_shuffle=ShuffleForm.INTERLEAVE),
         Target("xnnpack", "XNNPACK on mobile CPUs (NHWC kernels, float or int8)", _NHWC, _DENSE_LAST, None,
