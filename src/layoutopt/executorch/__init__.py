@@ -93,10 +93,14 @@ def compile_ethos_u(model, example_inputs: Sequence[Any], target: str = "ethos-u
     """
     from . import ethos_u
 
+    from ..targets import ShuffleForm, get_target
+
     start = time.perf_counter()
-    program, inputs, out, report = _prepare(model, example_inputs, "ethos-u", _layout_target(target), optimize,
-                                            out_dir)
-    figures = ethos_u.build(program, inputs, target, out, calibration, plan_layout=optimize)
+    layout_target = _layout_target(target)
+    program, inputs, out, report = _prepare(model, example_inputs, "ethos-u", layout_target, optimize, out_dir)
+    channel_order = optimize and get_target(layout_target).channel_shuffle is ShuffleForm.CHANNEL_ORDER
+    figures = ethos_u.build(program, inputs, target, out, calibration, plan_layout=optimize,
+                            channel_order=channel_order)
     if figures["partitions"] == 0:
         raise CompileError(f"{target}: nothing was delegated to the NPU; ops left on the CPU: "
                            f"{', '.join(figures['cpu_ops']) or 'none'}")

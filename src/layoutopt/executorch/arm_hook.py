@@ -64,13 +64,17 @@ def _skipped(passes, when: list[bool]) -> Iterator[None]:
                 p.call = call
 
 
-def make_pass(records: list[dict] | None = None, skip_greedy: list[bool] | None = None):
+def make_pass(records: list[dict] | None = None, skip_greedy: list[bool] | None = None,
+              channel_order: bool = False):
     """A fresh instance of the pass (the backend gives it the ExportedProgram it lowers); it
     appends what it planned for each partition to ``records`` and sets ``skip_greedy[0]`` when
-    the backend's greedy propagation has nothing left to do on the graph it planned."""
+    the backend's greedy propagation has nothing left to do on the graph it planned. With
+    ``channel_order`` it first carries channel shuffles as stored channel orders
+    (``arm_channel_order``)."""
     skip_greedy = skip_greedy if skip_greedy is not None else [False]
     from torch.fx.passes.infra.pass_base import PassBase, PassResult
 
+    from .arm_channel_order import carry_channel_orders
     from .arm_physical import plan_and_write
     from .arm_plan import narrow_innermost_cost
 
@@ -83,26 +87,30 @@ def make_pass(records: list[dict] | None = None, skip_greedy: list[bool] | None 
             self.__name__ = type(self).__name__  # how the pass manager names passes
 
         def call(self, graph_module):
+            carried = carry_channel_orders(graph_module, self.exported_program) if channel_order else None
             solved, record = plan_and_write(graph_module, self.exported_program, run_cost=narrow_innermost_cost)
             # the backend's greedy propagation can still move permutes across ops this table
             # does not know; elsewhere it has nothing left to find
             skip_greedy[0] = not solved.unknown_ops
             record.update(unknown_ops=solved.unknown_ops,
                           greedy_propagation="skipped" if skip_greedy[0] else "ran")
+            if carried is not None:
+                record["channel_order"] = carried.to_dict()
             if records is not None:
                 records.append(record)
-            return PassResult(graph_module, record["applied"])
+            return PassResult(graph_module, record["applied"] or bool(carried and carried.carried))
 
     return PlanArmLayout()
 
 
 @contextmanager
-def arm_layout() -> Iterator[list[dict]]:
+def arm_layout(channel_order: bool = False) -> Iterator[list[dict]]:
     """Within the block, every Arm backend lowering (Ethos-U, VGF) plans its layouts with
-    layoutopt; the block gets a list of what was planned, one record per delegated partition
+    layoutopt (with ``channel_order``: after carrying channel shuffles as stored channel orders);
+    the block gets a list of what was planned, one record per delegated partition
     (``transposes_before``, ``transpose_bytes_before``/``_after``, ``cost_after`` (bytes, plus what ops
     pay for narrow layouts), ``lower_bound_bytes`` (of that cost),
-    ``solver_status``, ``applied``)::
+    ``solver_status``, ``applied``, and ``channel_order`` when asked for)::
 
         with layoutopt.executorch.arm_layout() as planned:
             edge = to_edge_transform_and_lower(program, partitioner=[EthosUPartitioner(spec)])
@@ -110,7 +118,7 @@ def arm_layout() -> Iterator[list[dict]]:
     anchor, greedy, register, clear = _pipeline()
     records: list[dict] = []
     skip_greedy = [False]
-    register(anchor, [make_pass(records, skip_greedy)])
+    register(anchor, [make_pass(records, skip_greedy, channel_order)])
     try:
         with _skipped(greedy, skip_greedy):
             yield records
