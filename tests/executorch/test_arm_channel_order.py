@@ -119,11 +119,11 @@ def _ops(result):
 def test_three_shuffle_units_keep_only_the_transposes_at_the_graph_edges(tmp_path):
     model = Stem(nn.Sequential(ShuffleUnit(16), ShuffleUnit(16), ShuffleUnit(16), nn.Conv2d(16, 8, 1)))
     stock, plan, ours, record = _lower(model, (torch.randn(1, 3, 16, 16),), tmp_path)
-    assert record == {"carried_gathers": 3, "declined_gathers": {}, "copy_runs": 10}
+    assert record == {"carried_gathers": 3, "declined_gathers": {}, "copy_runs": 9}
     assert (stock["tosa_ops"]["TRANSPOSE"], plan["tosa_ops"]["TRANSPOSE"]) == (9, 5)
     # the model's input and output transposes stay; each unit's shuffle is gone, its
-    # concatenation copies channel runs (two slices more per unit than the stock chunk)
-    assert _ops(ours) == {"CONCAT": 3, "CONV2D": 8, "DEPTHWISE_CONV2D": 3, "RESCALE": 11, "SLICE": 10,
+    # concatenation copies channel runs (9 slices where the stock chunks take 6)
+    assert _ops(ours) == {"CONCAT": 3, "CONV2D": 8, "DEPTHWISE_CONV2D": 3, "RESCALE": 11, "SLICE": 9,
                           "TRANSPOSE": 2}
     assert ours["vela"]["cycles_total"] < plan["vela"]["cycles_total"] < stock["vela"]["cycles_total"]
 

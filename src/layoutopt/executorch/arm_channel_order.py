@@ -430,10 +430,10 @@ class _Carrier:
         return None
 
     def _arrange(self, cat: Node) -> None:
-        """Store ``cat``'s channels in the order ``_key`` asks for: the channels it copies on
-        first (in the order they are stored now, for long runs), then the first produced input
-        ending with what is read next, the copied channels read next, the second produced input
-        starting with what is read next, any further produced inputs."""
+        """Store ``cat``'s channels in the order ``_key`` asks for: the channels it copies that go
+        on to another concatenation first (in the order they are stored now, for long runs), then
+        the first produced input (what goes on, then what is read next), the copied channels read
+        next, the second produced input (what is read next first), any further produced inputs."""
         axis = self.axis[cat]
         fixed: list[tuple[int, Source]] = []  # channels stored elsewhere: (channel, source)
         blocks: list[tuple[Node, list[Node], list[int]]] = []  # produced inputs: node, producer chain, channels
@@ -459,6 +459,12 @@ class _Carrier:
         passed = sorted((e for e in fixed if not read_next(e[0])), key=stored_at)
         read = sorted((e for e in fixed if read_next(e[0])), key=lambda e: (key[e[0]], stored_at(e)))
         orders = [sorted(js, key=lambda j: (key[j], j)) for _, _, js in blocks]
+        if orders and passed:
+            # the first produced input's passed-on channels start with the kind the copied ones
+            # end with: at the next concatenation they are one run
+            onward = [j for j in orders[0] if not read_next(j)]
+            if onward and key[onward[-1]] == key[passed[-1][0]] != key[onward[0]]:
+                orders[0] = onward[::-1] + [j for j in orders[0] if read_next(j)]
         if len(orders) > 1:
             orders[1].reverse()
         layout: list[tuple[int, Source]] = list(passed)
