@@ -12,6 +12,7 @@ pytest.importorskip("executorch", reason="the ExecuTorch flows need the executor
 
 from layoutopt.errors import LayoutoptError  # noqa: E402
 from layoutopt.executorch import CompileError, compile_cortex_m, compile_ethos_u, compile_xnnpack  # noqa: E402
+from layoutopt.executorch.reference import compare  # noqa: E402
 from layoutopt.zoo.models import ShuffleUnit, Wav2LetterNano  # noqa: E402
 
 pytestmark = pytest.mark.slow  # whole ExecuTorch flows, each lowering and compiling
@@ -38,7 +39,10 @@ def test_ethos_u55_channel_shuffles_cost_fewer_transposes_and_cycles(tmp_path):
     # goes into that conv's weights): only the input's and the output's transposes remain
     assert ours["layoutopt"]["rewrites"] == {}
     assert [r["channel_order"]["carried_gathers"] for r in ours["arm_layout"]] == [2]
-    assert stock["tosa_ops"]["TRANSPOSE"] == 6 and ours["tosa_ops"]["TRANSPOSE"] == 2
+    assert stock["tosa_ops"]["TRANSPOSE"] == 6
+    assert {op: n for op, n in ours["tosa_ops"].items() if not op.startswith("CONST")} == {
+        "CONCAT": 2, "CONV2D": 6, "DEPTHWISE_CONV2D": 2, "RESCALE": 8, "SLICE": 5, "TRANSPOSE": 2}
+    assert compare(stock["tosa_files"], ours["tosa_files"])["bit_exact"]
     assert ours["vela"]["cycles_total"] < stock["vela"]["cycles_total"]
     assert ours["vela"]["transpose_cycles"] < stock["vela"]["transpose_cycles"]
     for r in (stock, ours):
@@ -53,6 +57,7 @@ def test_ethos_u85_channel_shuffles_are_carried_as_channel_orders_too(tmp_path):
     assert ours["layoutopt"]["rewrites"] == {}
     assert ours["tosa_ops"]["CONV2D"] == stock["tosa_ops"]["CONV2D"]
     assert ours["tosa_ops"]["TRANSPOSE"] == 2 < stock["tosa_ops"]["TRANSPOSE"]
+    assert compare(stock["tosa_files"], ours["tosa_files"])["bit_exact"]
     assert ours["vela"]["cycles_total"] < stock["vela"]["cycles_total"]
 
 

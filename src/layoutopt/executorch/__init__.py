@@ -9,9 +9,11 @@ backend's quantizer then annotates the ops layoutopt chose:
 
 * Ethos-U: the Arm backend lays tensors out itself from the ops it sees (dim orders inside
   the program do not reach its decisions), so op-form rewrites run before quantization and
-  the layout is planned inside the backend's pipeline (``arm_layout``). The conv1d rules are
-  left out: the backend converts conv1d itself, and Vela measures its form cheaper on the
-  transposes it needs at the model's edges.
+  the layout is planned inside the backend's pipeline (``arm_layout``), where channel
+  shuffles are first carried as stored channel orders (the target's
+  ``ShuffleForm.CHANNEL_ORDER``; the ATen rules leave shuffles and channel gathers to it). The
+  conv1d rules are left out: the backend converts conv1d itself, and Vela measures its form
+  cheaper on the transposes it needs at the model's edges.
 * Cortex-M: the backend's default pass list lowers a convolution to a CMSIS-NN kernel only
   when its input is channels-last in memory, and lowers every int8 permute to a copy, also
   one that only restates the layout of channels-last data. So layoutopt runs the backend's

@@ -10,7 +10,9 @@ there it has nothing left to find, re-traces the whole graph for every permute i
 lowering time of transformers), and moves planned permutes onto larger tensors (an attention
 block's head split lifted above the q/k/v slice: 2,048 -> 3,584 bytes transposed, 43,350 ->
 65,584 U85 cycles). The rest of the pipeline (the U55 permute split, the canonicalisation of
-permutes that are reshapes, TOSA serialization) runs as usual.
+permutes that are reshapes, TOSA serialization) runs as usual. On Ethos-U the pass first
+carries channel shuffles as stored channel orders (``arm_channel_order``), so that the plan
+never sees them.
 
 ExecuTorch's registry of pass insertions is process-global: ``arm_layout`` registers the
 pass for the duration of a ``with`` block and clears the registry when the block ends, also
