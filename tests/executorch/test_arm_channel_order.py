@@ -148,3 +148,27 @@ def test_a_shuffle_read_by_the_graph_output_is_left_as_it_stands(tmp_path):
     assert all("read by the graph output" in reason for reason in record["declined_gathers"].values())
     assert len(record["declined_gathers"]) == 2
     assert ours["tosa_ops"] == plan["tosa_ops"]
+
+
+@pytest.mark.slow
+def test_a_second_run_finds_no_gather_left(tmp_path):
+    pytest.importorskip("executorch", reason="the ExecuTorch flows need the executorch extra")
+    from executorch.backends.arm._passes import arm_pass_manager as manager
+
+    from layoutopt.executorch import compile_ethos_u
+    from layoutopt.executorch.arm_hook import make_pass
+
+    records = []
+    manager.register_pass_insertions_before(manager.PropagateViewCopyPermuteDownPass,
+                                            [make_pass(records, channel_order=True),
+                                             make_pass(records, channel_order=True)])
+    try:
+        torch.manual_seed(0)
+        model = Stem(nn.Sequential(ShuffleUnit(16), ShuffleUnit(16), nn.Conv2d(16, 8, 1))).eval()
+        compile_ethos_u(model, (torch.randn(1, 3, 16, 16),), target=TARGET, optimize=False, out_dir=tmp_path)
+    finally:
+        manager.clear_registered_pass_insertions()
+    first, second = records
+    assert first["channel_order"]["carried_gathers"] == 2
+    assert second["channel_order"] == {"carried_gathers": 0, "declined_gathers": {}, "copy_runs": 0}
+    assert not second["applied"]

@@ -90,3 +90,21 @@ def test_a_concatenation_of_channel_runs_costs_one_copy_per_run(tmp_path, target
     assert "Slice" not in {key.split("/")[0] for key in nine.cycles}
     assert nine.of("Concat") - one.of("Concat") < 8 * 2_000
     assert nine.of("Concat") < one.of("Concat") + transpose.of("Transpose")
+
+
+@pytest.mark.parametrize("target", ["ethos-u55-128", "ethos-u85-256"])
+@pytest.mark.parametrize("start", [0, 3, 116])
+def test_an_op_reads_a_run_of_channels_in_place(tmp_path, target, start):
+    """A SLICE of one run of channels read by an op is no op of its own, at any channel offset:
+    the reader reads the run where it is stored. A stored channel order costs nothing where
+    the channels an op reads next are stored next to each other."""
+    def read(begin):
+        g = TosaProbe()
+        y = g.clamp(g.input((1, 14, 14, 232)))
+        g.output(g.clamp(g.slice(y, (0, 0, 0, begin), (1, 14, 14, 116))))
+        return g
+
+    sliced = compile_probe(read(start), target, tmp_path / "sliced")
+    assert sliced.cpu_operators == 0
+    assert dict(sliced.ops) == {"Clamp/Clamp": 2}
+    assert sliced.cycles_total == compile_probe(read(0), target, tmp_path / "first").cycles_total
