@@ -206,18 +206,18 @@ class _Carrier:
         rank = len(_shape(value))
         last = axis == rank - 1
         tosa, packet = ops.tosa_op(user.target), ops.packet_of(user)
-        if tosa in ("CONV2D", "DEPTHWISE_CONV2D"):
+        if tosa in (ops.TOSA_CHANNEL_SUM, ops.TOSA_DEPTHWISE):
             if user.args[0] is not value or value in user.args[1:3] or not last:
                 return f"read by {tosa} other than as its NHWC input"
             if not self._constant(user.args[1]) or not self._constant(user.args[2]):
                 return f"read by {tosa} with a weight or bias that is not a constant"
-            if tosa == "CONV2D":
+            if tosa == ops.TOSA_CHANNEL_SUM:
                 return Role(Read.ABSORB)
-            return Role(Read.CARRY, axis) if _shape(user.args[1])[3] == 1 else "read by a channel-multiplying DEPTHWISE_CONV2D"
-        if tosa in ("MAX_POOL2D", "AVG_POOL2D", "RESCALE", "TABLE"):
-            per_channel = tosa == "RESCALE" and len(user.args[2]) > 1
-            return Role(Read.CARRY, axis) if last or (tosa in ("RESCALE", "TABLE") and not per_channel) \
-                else f"read by {tosa} along another axis"
+            if _shape(user.args[1])[3] != 1:
+                return f"read by a channel-multiplying {tosa}"
+            return Role(Read.CARRY, axis)
+        if tosa in ops.TOSA_CHANNELWISE:
+            return Role(Read.CARRY, axis) if last or _along_any_axis(user) else f"read by {tosa} along another axis"
         if tosa is not None:
             return f"read by {tosa}"
         out_shape = _shape(user)
@@ -394,11 +394,11 @@ class _Carrier:
         its input channels, or its output channels when ``output``."""
         index = torch.tensor(order)
         tosa = ops.tosa_op(node.target)
-        if tosa == "CONV2D":
+        if tosa == ops.TOSA_CHANNEL_SUM:
             self._relayout(node, 1, lambda w: w.index_select(0 if output else 3, index))  # OHWI
             if output:
                 self._relayout(node, 2, lambda b: b.index_select(0, index))
-        elif tosa == "DEPTHWISE_CONV2D":
+        elif tosa == ops.TOSA_DEPTHWISE:
             self._relayout(node, 1, lambda w: w.index_select(2, index))  # HWCM
             self._relayout(node, 2, lambda b: b.index_select(0, index))
         elif tosa == "RESCALE" and len(node.args[2]) > 1:
@@ -412,11 +412,11 @@ class _Carrier:
         while isinstance(cur, Node) and cur.op == "call_function" and len(cur.users) == 1 and cur not in self.axis:
             chain.insert(0, cur)
             tosa, packet = ops.tosa_op(cur.target), ops.packet_of(cur)
-            if tosa == "CONV2D":
+            if tosa == ops.TOSA_CHANNEL_SUM:
                 ok = axis == len(_shape(cur)) - 1 and self._constant(cur.args[1]) and self._constant(cur.args[2])
                 return chain if ok and not _int48(cur) else None
-            if tosa in ("RESCALE", "TABLE"):
-                if tosa == "RESCALE" and len(cur.args[2]) > 1 and axis != len(_shape(cur)) - 1:
+            if tosa in ops.TOSA_CHANNELWISE:
+                if axis != len(_shape(cur)) - 1 and not _along_any_axis(cur):
                     return None
             elif packet is aten.permute:
                 axis = [d % len(cur.args[1]) for d in cur.args[1]][axis]
@@ -520,6 +520,13 @@ class _Carrier:
         for node in reversed(list(self.gm.graph.nodes)):
             if node in erase and not node.users:
                 self.gm.graph.erase_node(node)
+
+
+def _along_any_axis(node: Node) -> bool:
+    """Whether a channel-wise TOSA op treats every axis alike: a table, a per-tensor rescale
+    (pools and per-channel rescales run along the last axis)."""
+    tosa = ops.tosa_op(node.target)
+    return tosa == "TABLE" or (tosa == "RESCALE" and len(node.args[2]) <= 1)
 
 
 def _bounds(node: Node, size: int) -> tuple[int, int]:
