@@ -24,7 +24,10 @@ Where the stored order is the pass's to choose (a concatenation, a convolution t
 one) channels are ordered by where they go next (``_key``): the channels a later op reads as a
 slice stored next to each other, so that slice stays one run (a free read), and channels passed
 on together kept together. Only data moves and integer constants are re-laid out: the graph
-computes the same values bit for bit.
+computes the same values bit for bit. The price: channels passed on through several units end
+up in more and narrower runs (ShuffleNetV2 x1.0 at 224 px: 53 copy runs where the stock
+lowering copies 13 passed-on halves; Vela 5.1.0, U55: 427K against 364K cycles, while 298K
+cycles of transposes go).
 
 A shuffle is declined, and left as it stands, when anything downstream of it through those ops
 reads the shuffled channels otherwise: the graph output, an op outside this table, a reshape that
