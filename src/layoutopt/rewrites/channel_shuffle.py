@@ -22,6 +22,11 @@ ops, concatenations and channel splits); elsewhere the NCHW form is the cheaper 
 Declined: intermediate tensors another op also reads, views that are not a split of the
 channel axis into ``g * k`` and back, inputs not produced channels-last; and the first form in
 an ExecuTorch edge program, where its outer permutes are ``permute_copy`` copies.
+
+Where the backend stores tensors without strides and layoutopt works inside it (ExecuTorch's
+Arm backend, ``ShuffleForm.CHANNEL_ORDER``) neither form runs: the shuffle is carried there as
+the order channels are stored in (``executorch/arm_channel_order.py``), with no transpose, no
+MACs, and the quantized program unchanged.
 """
 from __future__ import annotations
 
