@@ -12,6 +12,7 @@ pytest.importorskip("executorch", reason="the ExecuTorch flows need the executor
 
 from layoutopt.errors import LayoutoptError  # noqa: E402
 from layoutopt.executorch import CompileError, compile_cortex_m, compile_ethos_u, compile_xnnpack  # noqa: E402
+from layoutopt.executorch.reference import compare  # noqa: E402
 from layoutopt.zoo.models import ShuffleUnit, Wav2LetterNano  # noqa: E402
 
 pytestmark = pytest.mark.slow  # whole ExecuTorch flows, each lowering and compiling
@@ -33,10 +34,15 @@ def side_by_side(compile_fn, model, inputs, tmp_path, **kw):
 def test_ethos_u55_channel_shuffles_cost_fewer_transposes_and_cycles(tmp_path):
     stock, ours = side_by_side(compile_ethos_u, *tiny_shufflenet(), tmp_path, target="ethos-u55-128")
     assert stock["layoutopt"] is None
-    assert ours["layoutopt"]["rewrites"] == {"channel_shuffle_to_channels_last": 1, "fold_channel_permutation": 1}
-    # the stock flow brings each shuffle to NCHW and back; layoutopt's form keeps one transpose,
-    # and the last shuffle (read by a 1x1 conv only) is folded into that conv's weights
-    assert stock["tosa_ops"]["TRANSPOSE"] == 6 and ours["tosa_ops"]["TRANSPOSE"] == 3
+    # shuffles stay as written before quantization; the backend's graph stores the channels of
+    # both in the order the shuffle would give them (the last one's, read by a 1x1 conv only,
+    # goes into that conv's weights): only the input's and the output's transposes remain
+    assert ours["layoutopt"]["rewrites"] == {}
+    assert [r["channel_order"]["carried_gathers"] for r in ours["arm_layout"]] == [2]
+    assert stock["tosa_ops"]["TRANSPOSE"] == 6
+    assert {op: n for op, n in ours["tosa_ops"].items() if not op.startswith("CONST")} == {
+        "CONCAT": 2, "CONV2D": 6, "DEPTHWISE_CONV2D": 2, "RESCALE": 8, "SLICE": 5, "TRANSPOSE": 2}
+    assert compare(stock["tosa_files"], ours["tosa_files"])["bit_exact"]
     assert ours["vela"]["cycles_total"] < stock["vela"]["cycles_total"]
     assert ours["vela"]["transpose_cycles"] < stock["vela"]["transpose_cycles"]
     for r in (stock, ours):
@@ -46,11 +52,12 @@ def test_ethos_u55_channel_shuffles_cost_fewer_transposes_and_cycles(tmp_path):
         assert r["vela"]["cycles_npu"] <= r["vela"]["cycles_total"]
 
 
-def test_ethos_u85_channel_shuffles_run_as_permutation_convolutions(tmp_path):
+def test_ethos_u85_channel_shuffles_are_carried_as_channel_orders_too(tmp_path):
     stock, ours = side_by_side(compile_ethos_u, *tiny_shufflenet(), tmp_path, target="ethos-u85-256")
-    assert ours["layoutopt"]["rewrites"] == {"channel_shuffle_to_conv": 1, "fold_channel_permutation": 1}
-    assert ours["tosa_ops"]["CONV2D"] == stock["tosa_ops"]["CONV2D"] + 1
-    assert ours["tosa_ops"].get("TRANSPOSE", 0) < stock["tosa_ops"]["TRANSPOSE"]
+    assert ours["layoutopt"]["rewrites"] == {}
+    assert ours["tosa_ops"]["CONV2D"] == stock["tosa_ops"]["CONV2D"]
+    assert ours["tosa_ops"]["TRANSPOSE"] == 2 < stock["tosa_ops"]["TRANSPOSE"]
+    assert compare(stock["tosa_files"], ours["tosa_files"])["bit_exact"]
     assert ours["vela"]["cycles_total"] < stock["vela"]["cycles_total"]
 
 

@@ -9,9 +9,11 @@ backend's quantizer then annotates the ops layoutopt chose:
 
 * Ethos-U: the Arm backend lays tensors out itself from the ops it sees (dim orders inside
   the program do not reach its decisions), so op-form rewrites run before quantization and
-  the layout is planned inside the backend's pipeline (``arm_layout``). The conv1d rules are
-  left out: the backend converts conv1d itself, and Vela measures its form cheaper on the
-  transposes it needs at the model's edges.
+  the layout is planned inside the backend's pipeline (``arm_layout``), where channel
+  shuffles are first carried as stored channel orders (the target's
+  ``ShuffleForm.CHANNEL_ORDER``; the ATen rules leave shuffles and channel gathers to it). The
+  conv1d rules are left out: the backend converts conv1d itself, and Vela measures its form
+  cheaper on the transposes it needs at the model's edges.
 * Cortex-M: the backend's default pass list lowers a convolution to a CMSIS-NN kernel only
   when its input is channels-last in memory, and lowers every int8 permute to a copy, also
   one that only restates the layout of channels-last data. So layoutopt runs the backend's
@@ -93,10 +95,14 @@ def compile_ethos_u(model, example_inputs: Sequence[Any], target: str = "ethos-u
     """
     from . import ethos_u
 
+    from ..targets import ShuffleForm, get_target
+
     start = time.perf_counter()
-    program, inputs, out, report = _prepare(model, example_inputs, "ethos-u", _layout_target(target), optimize,
-                                            out_dir)
-    figures = ethos_u.build(program, inputs, target, out, calibration, plan_layout=optimize)
+    layout_target = _layout_target(target)
+    program, inputs, out, report = _prepare(model, example_inputs, "ethos-u", layout_target, optimize, out_dir)
+    channel_order = optimize and get_target(layout_target).channel_shuffle is ShuffleForm.CHANNEL_ORDER
+    figures = ethos_u.build(program, inputs, target, out, calibration, plan_layout=optimize,
+                            channel_order=channel_order)
     if figures["partitions"] == 0:
         raise CompileError(f"{target}: nothing was delegated to the NPU; ops left on the CPU: "
                            f"{', '.join(figures['cpu_ops']) or 'none'}")

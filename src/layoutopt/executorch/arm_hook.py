@@ -10,7 +10,9 @@ there it has nothing left to find, re-traces the whole graph for every permute i
 lowering time of transformers), and moves planned permutes onto larger tensors (an attention
 block's k transpose lifted above its slice, onto the whole qkv tensor: 1,280 -> 1,792 bytes
 transposed). The rest of the pipeline (the U55 permute split, the canonicalisation of
-permutes that are reshapes, TOSA serialization) runs as usual.
+permutes that are reshapes, TOSA serialization) runs as usual. On Ethos-U the pass first
+carries channel shuffles as stored channel orders (``arm_channel_order``), so that the plan
+never sees them.
 
 Each transpose is priced at its bytes plus the target's fixed cost per op
 (``Target.transpose_overhead_bytes``: U55 when the TOSA specification is the U55 subset, else
@@ -81,13 +83,17 @@ def _target():
     return get_target("ethos-u55" if get_context_spec().is_U55_subset else "ethos-u85")
 
 
-def make_pass(records: list[dict] | None = None, skip_greedy: list[bool] | None = None):
+def make_pass(records: list[dict] | None = None, skip_greedy: list[bool] | None = None,
+              channel_order: bool = False):
     """A fresh instance of the pass (the backend gives it the ExportedProgram it lowers); it
     appends what it planned for each partition to ``records`` and sets ``skip_greedy[0]`` when
-    the backend's greedy propagation has nothing left to do on the graph it planned."""
+    the backend's greedy propagation has nothing left to do on the graph it planned. With
+    ``channel_order`` it first carries channel shuffles as stored channel orders
+    (``arm_channel_order``)."""
     skip_greedy = skip_greedy if skip_greedy is not None else [False]
     from torch.fx.passes.infra.pass_base import PassBase, PassResult
 
+    from .arm_channel_order import carry_channel_orders
     from .arm_physical import plan_and_write
     from .arm_plan import narrow_innermost_cost
 
@@ -100,6 +106,7 @@ def make_pass(records: list[dict] | None = None, skip_greedy: list[bool] | None 
             self.__name__ = type(self).__name__  # how the pass manager names passes
 
         def call(self, graph_module):
+            carried = carry_channel_orders(graph_module, self.exported_program) if channel_order else None
             solved, record = plan_and_write(graph_module, self.exported_program, run_cost=narrow_innermost_cost,
                                             transpose_overhead=_target().transpose_overhead_bytes,
                                             no_more_transposes=True)
@@ -108,21 +115,24 @@ def make_pass(records: list[dict] | None = None, skip_greedy: list[bool] | None 
             skip_greedy[0] = not solved.unknown_ops
             record.update(unknown_ops=solved.unknown_ops,
                           greedy_propagation="skipped" if skip_greedy[0] else "ran")
+            if carried is not None:
+                record["channel_order"] = carried.to_dict()
             if records is not None:
                 records.append(record)
-            return PassResult(graph_module, record["applied"])
+            return PassResult(graph_module, record["applied"] or bool(carried and carried.carried))
 
     return PlanArmLayout()
 
 
 @contextmanager
-def arm_layout() -> Iterator[list[dict]]:
+def arm_layout(channel_order: bool = False) -> Iterator[list[dict]]:
     """Within the block, every Arm backend lowering (Ethos-U, VGF) plans its layouts with
-    layoutopt; the block gets a list of what was planned, one record per delegated partition
+    layoutopt (with ``channel_order``: after carrying channel shuffles as stored channel orders);
+    the block gets a list of what was planned, one record per delegated partition
     (``transposes_before``/``_after``, ``transpose_bytes_before``/``_after``, ``cost_before``/``_after``
     (bytes, plus what ops pay for narrow layouts and each transpose's fixed cost),
-    ``cost_lower_bound`` (of that cost), ``solver_status``, ``applied``; see
-    ``arm_physical.plan_and_write``)::
+    ``cost_lower_bound`` (of that cost), ``solver_status``, ``applied``, and ``channel_order`` when
+    asked for; see ``arm_physical.plan_and_write``)::
 
         with layoutopt.executorch.arm_layout() as planned:
             edge = to_edge_transform_and_lower(program, partitioner=[EthosUPartitioner(spec)])
@@ -132,7 +142,7 @@ def arm_layout() -> Iterator[list[dict]]:
     anchor, late, greedy, register, clear = _pipeline()
     records: list[dict] = []
     skip_greedy = [False]
-    register(anchor, [make_pass(records, skip_greedy)])
+    register(anchor, [make_pass(records, skip_greedy, channel_order)])
     register(late, [arm_vela_forms.make_pass(records)])
     try:
         with _skipped(greedy, skip_greedy):

@@ -50,8 +50,10 @@ def quantizer_for(spec):
     return EthosUQuantizer(spec).set_global(get_symmetric_quantization_config(is_per_channel=True))
 
 
-def build(program, inputs, target: str, out_dir: Path, calibration, plan_layout: bool = False) -> dict:
-    """The stock flow; with ``plan_layout`` layoutopt's pass places the backend's permutes."""
+def build(program, inputs, target: str, out_dir: Path, calibration, plan_layout: bool = False,
+          channel_order: bool = False) -> dict:
+    """The stock flow; with ``plan_layout`` layoutopt's pass places the backend's permutes (with
+    ``channel_order`` after carrying channel shuffles as stored channel orders)."""
     from executorch.backends.arm.ethosu import EthosUPartitioner
 
     from .arm_hook import arm_layout
@@ -62,7 +64,7 @@ def build(program, inputs, target: str, out_dir: Path, calibration, plan_layout:
     planned: list[dict] = []
     with partition_folders(out_dir / "partitions") as folders, ExitStack() as stack:
         if plan_layout:
-            planned = stack.enter_context(arm_layout())
+            planned = stack.enter_context(arm_layout(channel_order))
         start = time.perf_counter()
         edge = lower(quantized, [EthosUPartitioner(spec)], backend)
         lower_seconds = time.perf_counter() - start

@@ -349,6 +349,17 @@ def arm_kind(node: Any) -> ArmKind:
     return ArmKind.ANCHOR
 
 
+# How TOSA ops of the Arm backend's graph treat the order a tensor's channels (NHWC's last
+# axis) are stored in (``executorch/arm_channel_order.py``), by TOSA operator name:
+#: channel c of the output from channel c of the input, no per-channel constants (RESCALE has
+#: its scales per channel or per tensor)
+TOSA_CHANNELWISE = frozenset({"MAX_POOL2D", "AVG_POOL2D", "TABLE", "RESCALE"})
+#: sums its input's channels against a constant weight [O, KH, KW, I], with a bias per output
+TOSA_CHANNEL_SUM = "CONV2D"
+#: channel-wise with a constant weight [KH, KW, C, M] and a bias per output channel
+TOSA_DEPTHWISE = "DEPTHWISE_CONV2D"
+
+
 def _arg(node: Any, index: int, name: str, default: Any) -> Any:
     return node.args[index] if index < len(node.args) else node.kwargs.get(name, default)
 

@@ -30,6 +30,7 @@ from torch.fx import Node
 from ..ir import ops
 from ..ir.access import arg_by_name, fake_value
 from ..ir.propagate import run_chain
+from ..targets import Target
 from .base import GraphEdit, GraphView, Match, Reject, Rule
 from .operands import constant_weight
 
@@ -94,6 +95,11 @@ class GatherMatch(Match):
 class FoldChannelPermutation(Rule):
     name = "fold_channel_permutation"
     anchors = ops.GATHER_PACKETS
+
+    @classmethod
+    def for_target(cls, target: Target, planned: bool) -> Rule | None:
+        # the backend stage folds the same gathers into the quantized weights, exactly
+        return None if target.stores_channel_orders(planned) else cls()
 
     def match(self, node: Node, view: GraphView) -> Match | Reject | None:
         out = fake_value(node)

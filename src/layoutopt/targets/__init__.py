@@ -4,9 +4,11 @@ A target names the op families whose kernels are channels-last (NHWC) and those 
 the reduced dim innermost, and how many bytes an element occupies once deployed: the Ethos-U
 and Cortex-M flows run int8, so a float graph planned for them is costed at one byte an element.
 Op forms that pay differently per target are chosen here, from measurements with the
-backends' own tools (bench/backends.py): Vela estimates a channel shuffle cheapest as one
-channel-axis transpose on Ethos-U55 and as a permutation 1x1 convolution on Ethos-U85, and
-XNNPACK runs the shuffle fastest as written. A 1x1 conv on a 1x1 input is left a conv on
+backends' own tools (bench/backends.py): Vela estimates a channel shuffle cheapest on Ethos-U
+as no op at all, carried as the order channels are stored in, which costs a few more copy runs
+where concatenations copy anyway (ShuffleNetV2 x1.0 at 224 px: U55 4.93M cycles against 5.14M
+with one channels-last transpose per shuffle; U85 3.06M against 3.37M with permutation 1x1
+convolutions), and XNNPACK runs the shuffle fastest as written. A 1x1 conv on a 1x1 input is left a conv on
 Ethos-U: ExecuTorch's Arm backend lowers every linear back to a 1x1 CONV2D between reshapes,
 and those reshapes of channels-last tensors cost two TOSA transposes (a squeeze-excite block:
 63,893 -> 84,373 U55 cycles as fully connected).
@@ -39,6 +41,11 @@ class ShuffleForm(enum.Enum):
     # that, and where the backend lays tensors out physically, a shuffled concatenation split
     # into a group axis it can put innermost (the copy interleaves the inputs' channels)
     INTERLEAVE = "interleave"
+    # where the backend stores tensors without strides (ExecuTorch's Arm backend), the shuffle
+    # carried as the order its channels are stored in, after quantization, into the weights of
+    # the convolutions that read them (executorch/arm_channel_order.py): nothing before then;
+    # with an ATen plan, the channels-last form
+    CHANNEL_ORDER = "channel_order"
     CONV = "conv"  # a 1x1 convolution with a permutation weight
 
     @staticmethod
@@ -77,6 +84,12 @@ class Target:
         """A transpose's fixed cost stated as the bytes that would cost as much to move."""
         return round(self.transpose_setup_cycles / self.transpose_cycles_per_byte)
 
+    def stores_channel_orders(self, planned: bool) -> bool:
+        """Whether the backend stage carries channel gathers as stored channel orders, exactly,
+        after quantization (``ShuffleForm.CHANNEL_ORDER`` where no ATen plan follows): the
+        ATen rules leave gathers of channels to it."""
+        return self.channel_shuffle is ShuffleForm.CHANNEL_ORDER and not planned
+
     def bytes_of(self, numel: int, dtype: torch.dtype) -> int:
         size = self.element_bytes if self.element_bytes is not None else dtype.itemsize
         return int(numel) * size
@@ -86,9 +99,10 @@ TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
         Target("ethos-u55", "Arm Ethos-U55 NPU via TOSA and Vela (int8, NHWC kernels; transposes are emulated)",
-               _NHWC, _DENSE_LAST, 1, transpose_setup_cycles=34, transpose_cycles_per_byte=12288 / 32768),
+               _NHWC, _DENSE_LAST, 1, channel_shuffle=ShuffleForm.CHANNEL_ORDER, transpose_setup_cycles=34,
+               transpose_cycles_per_byte=12288 / 32768),
         Target("ethos-u85", "Arm Ethos-U85 NPU via TOSA and Vela (int8, NHWC kernels, native transpose)",
-               _NHWC, _DENSE_LAST, 1, channel_shuffle=ShuffleForm.CONV, transpose_setup_cycles=86,
+               _NHWC, _DENSE_LAST, 1, channel_shuffle=ShuffleForm.CHANNEL_ORDER, transpose_setup_cycles=86,
                transpose_cycles_per_byte=18632 / 32768),
         Target("cortex-m", "Cortex-M with CMSIS-NN kernels (int8, NHWC)", _NHWC, _DENSE_LAST, 1,
                fc_for_pointwise=True, channel_shuffle=ShuffleForm.INTERLEAVE),
