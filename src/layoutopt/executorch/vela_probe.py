@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import tempfile
 from contextlib import redirect_stderr, redirect_stdout
+from collections import Counter
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
@@ -23,12 +24,22 @@ from typing import Sequence
 class VelaFigures:
     cycles_total: int
     ops: list[tuple[str, int]]  # Vela's operators in order, with their cycles
+    originals: list[str]  # the TOSA op each of ``ops`` was made from
+    cpu_operators: int  # operators Vela left to the CPU
 
     def count(self, op: str) -> int:
         return sum(1 for name, _ in self.ops if name == op)
 
     def cycles(self, op: str) -> int:
         return sum(c for name, c in self.ops if name == op)
+
+    def of(self, original: str) -> int:
+        """Cycles of the Vela operators made from TOSA op ``original`` (e.g. "Concat")."""
+        return sum(c for (_, c), o in zip(self.ops, self.originals) if o == original)
+
+    def kinds(self) -> Counter:
+        """How many Vela operators of each kind, keyed "TOSA op/Vela op" (e.g. "Concat/MemoryCopy")."""
+        return Counter(f"{o}/{name}" for (name, _), o in zip(self.ops, self.originals))
 
 
 class Probe:
@@ -68,9 +79,9 @@ class Probe:
         self.graph.addConst([len(values)], self._ts.DType.SHAPE, list(values), name=name)
         return name
 
-    def clamp(self, x: str) -> str:
-        """An elementwise op (a CLAMP over the whole int8 range)."""
-        attribute = self._attribute("Clamp", [0x80], [0x7F], nan_mode=self._ts.NanPropagationMode.PROPAGATE)
+    def clamp(self, x: str, low: int = -128, high: int = 127) -> str:
+        """An elementwise op (a CLAMP, by default over the whole int8 range)."""
+        attribute = self._attribute("Clamp", [low & 0xFF], [high & 0xFF], nan_mode=self._ts.NanPropagationMode.PROPAGATE)
         return self._op(self._ts.Op.CLAMP, [x], self.shapes[x], attribute)
 
     def transpose(self, x: str, perm: Sequence[int]) -> str:
@@ -84,6 +95,10 @@ class Probe:
         shape = list(self.shapes[xs[0]])
         shape[axis] = sum(self.shapes[x][axis] for x in xs)
         return self._op(self._ts.Op.CONCAT, list(xs), shape, self._attribute("Concat", axis))
+
+    def slice(self, x: str, start: Sequence[int], size: Sequence[int]) -> str:
+        inputs = [x, self._shape_constant(start), self._shape_constant(size)]
+        return self._op(self._ts.Op.SLICE, inputs, size, self._attribute("Slice"))
 
     def output(self, x: str) -> None:
         self.graph.addOutputTensor(self.graph.currRegion.currBasicBlock.tensors[x])
@@ -101,9 +116,18 @@ def vela_figures(tosa: bytes, target: str) -> VelaFigures:
     from .vela import read_layers, read_summary
 
     flags = EthosUCompileSpec(target, extra_flags=["--verbose-performance"]).compiler_flags
+    log = StringIO()
     with tempfile.TemporaryDirectory() as folder:
-        with redirect_stdout(StringIO()), redirect_stderr(StringIO()):
+        with redirect_stdout(log), redirect_stderr(StringIO()):
             vela_compile(tosa, list(flags), intermediate_path=folder)
         summary = read_summary([Path(folder)])
         layers = read_layers(Path(folder))
-    return VelaFigures(summary["cycles_total"], [(row["NNG Operator"], int(float(row["Op Cycles"]))) for row in layers])
+    return VelaFigures(summary["cycles_total"], [(row["NNG Operator"], int(float(row["Op Cycles"]))) for row in layers],
+                       [row["Original Operator"] for row in layers], _cpu_operators(log.getvalue()))
+
+
+def _cpu_operators(log: str) -> int:
+    for line in log.splitlines():
+        if line.strip().startswith("CPU operators"):
+            return int(line.split("=")[1].split("(")[0])
+    raise ValueError("Vela's log names no count of CPU operators")
