@@ -59,7 +59,7 @@ def test_a_permute_of_two_equal_dims_is_not_a_gather():
 
 def test_view_axis_follows_the_channel_axis_through_reshapes():
     pytest.importorskip("executorch")
-    from layoutopt.executorch.arm_channel_order import _view_axis
+    from layoutopt.layout.channel_order import view_axis as _view_axis
 
     assert _view_axis((1, 32, 1, 1), 1, (1, 32)) == 1
     assert _view_axis((1, 8, 8, 32), 3, (64, 32)) == 1
