@@ -29,9 +29,11 @@ def test_edge_program_manager_is_accepted_and_left_unchanged():
     code = edge.exported_program().graph_module.code
     r = layoutopt.optimize(edge, inputs, target="ethos-u55")
     assert r.report.transposes_after < r.report.transposes_before
-    # the shuffles a channel split reads stay (in edge, the channels-last form's permutes copy);
-    # the last, read by the head only, folds into its weights
-    assert r.report.rewrites == {"fold_channel_permutation": 1}
+    # the shuffles are carried into the weights that read them, as in ATen (the slices and
+    # concatenations they leave spelled as edge ops)
+    assert r.report.rewrites == {"carry_channel_order": 1}
+    # what is left are dim-order clones ExecuTorch runs eagerly (10 with the shuffles kept)
+    assert (r.report.transposes_after, r.report.transpose_bytes_after) == (4, 28672)
     assert edge.exported_program().graph_module.code == code
 
 

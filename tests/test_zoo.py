@@ -8,7 +8,7 @@ from layoutopt.zoo import MODELS, build
 EXPECTED = {
     "mobilenet_v2_nano": (27, 1),
     "convnext_nano": (3, 1),
-    "shufflenet_nano": (25, 3),  # the input, and the two shuffles a channel split reads (the last folds)
+    "shufflenet_nano": (25, 1),  # the input: the shuffles are carried into the weights that read them
     "wav2letter_nano": (10, 2),  # conv1d as conv2d(H=1): the input in, the log-softmax out
     "attention_block": (4, 4),  # K transposed, V and the head merge are real reorders
 }

@@ -129,7 +129,8 @@ def test_shuffle_in_a_network_keeps_its_outputs():
     from layoutopt.zoo import build
 
     model, inputs = build("shufflenet_nano")
-    r = check_plan(model, inputs, target="ethos-u55", before=25, after=3, atol=1e-5)
+    r = check_plan(model, inputs, target="ethos-u55", before=25, after=3, atol=1e-5,
+                   skip_rules=("carry_channel_order",))
     # the last shuffle feeds only the pooled head: folded into its weights instead
     assert r.report.rewrites == {"channel_shuffle_to_channels_last": 2, "fold_channel_permutation": 1}
 

@@ -65,7 +65,7 @@ def lowers(program) -> bool:
      {"permute_through_join": 1, "compose_permutes": 1}),
     (Join("scale"), (torch.randn(2, 4, 3, 5), torch.randn(2, 4, 3, 5)), "xnnpack",
      {"permute_through_join": 1, "compose_permutes": 1}),
-    (ShuffleThen(("conv", "head")), (torch.randn(1, 8, 5, 6),), "ethos-u55", {"fold_channel_permutation": 1}),
+    (ShuffleThen(("conv", "head")), (torch.randn(1, 8, 5, 6),), "ethos-u55", {"carry_channel_order": 1}),
 ], ids=["conv1d", "conv1d_depthwise", "pointwise_permute", "pointwise_tokens", "pointwise_bias_add",
         "pointwise_no_bias", "lenet_head", "shuffle_u85", "permute_chain", "join_cat", "join_constant",
         "fold_shuffle"])

@@ -122,8 +122,10 @@ def test_a_shuffle_whose_only_reader_is_the_output_is_not_a_candidate():
 def test_planned_shuffle_read_only_by_weighted_sums_costs_nothing():
     model = ShuffleThen(("conv", "conv2", "head")).eval()
     # with channels-last inputs no conversion is needed, so the shuffle is the one copy left
-    r = check_plan(model, x4(), target="ethos-u55", io_layout="channels_last", after=0)
-    kept = layoutopt.optimize(model, x4(), target="ethos-u55", io_layout="channels_last", skip_rules=[RULE.name])
+    carry = "carry_channel_order"  # which folds the same gathers where it runs
+    r = check_plan(model, x4(), target="ethos-u55", io_layout="channels_last", after=0, skip_rules=(carry,))
+    kept = layoutopt.optimize(model, x4(), target="ethos-u55", io_layout="channels_last",
+                              skip_rules=[RULE.name, carry])
     assert r.report.rewrites == {RULE.name: 1}
     assert kept.report.transposes_after == 1
 
@@ -140,6 +142,6 @@ def test_gather_is_proved_by_index_replay():
 def test_shufflenet_last_shuffle_folds_into_the_head_on_every_target():
     model, inputs = build("shufflenet_nano")
     for target in ("ethos-u55", "xnnpack"):
-        r = layoutopt.optimize(model, inputs, target=target)
+        r = layoutopt.optimize(model, inputs, target=target, skip_rules=("carry_channel_order",) * (target != "xnnpack"))
         assert r.report.rewrites[RULE.name] == 1
         assert r.report.max_abs_diff <= 1e-5

@@ -79,16 +79,13 @@ def is_reorder(node: Node) -> bool:
 
 
 def _replay(chain: list[Node], value: torch.Tensor) -> torch.Tensor:
-    """The values ``chain`` computes from ``value`` (views as reshapes: a view copy of a
-    dialect without strides reads any input)."""
+    """The values ``chain`` computes from ``value``, views as reshapes (a view copy of a
+    dialect without strides reads any input; a strided view would refuse some)."""
     for node in chain:
-        packet = ops.packet_of(node)
-        if packet is aten.permute:
-            value = value.permute(list(node.args[1]))
-        elif packet is aten.transpose:
-            value = value.transpose(node.args[1], node.args[2])
-        elif packet in ops.VIEW_PACKETS:
+        if ops.packet_of(node) in ops.VIEW_PACKETS:
             value = value.reshape(list(node.args[1]))
+        else:
+            value = node.target(value, *node.args[1:], **node.kwargs)
     return value
 
 
@@ -253,7 +250,7 @@ class ChannelOrderCarrier:
         if packet is aten.transpose:
             a, b = user.args[1] % rank, user.args[2] % rank
             return Role(Read.CARRY, b if axis == a else a if axis == b else axis)
-        if packet in ops.VIEW_PACKETS:
+        if packet in ops.FLATTEN_PACKETS:
             moved = view_axis(shape_of(value), axis, shape_of(user))
             return Role(Read.CARRY, moved) if moved is not None else "reshaped across the channel axis"
         if ops.is_contiguous_copy(user):

@@ -9,6 +9,7 @@ from ..errors import InputError
 from ..targets import Target
 from . import edge
 from .base import GraphEdit, GraphView, Match, Reject, RewriteLog, Rule, run_rules
+from .carry_channel_order import CarryChannelOrder
 from .channel_shuffle import ChannelShuffleToChannelsLast, ChannelShuffleToConv
 from .conv1d_to_conv2d import Conv1dToConv2d
 from .conv1x1_to_fc import Conv1x1ToFullyConnected
@@ -27,8 +28,9 @@ from .view_into_cat import ViewIntoCat
 # where two can take the same nodes the earlier one wins:
 # * permute chains are merged and constant permutes folded first, so what follows sees at most
 #   one permute in a row;
-# * a channel permutation that weighted sums read is folded into their weights before anything
-#   moves permutes or rewrites a channel shuffle: folding removes the gather outright;
+# * a channel permutation that weighted sums read is carried to them as a stored channel order
+#   (through splits and concatenations) or folded into their weights before anything moves
+#   permutes or rewrites a channel shuffle: either removes the gather outright;
 # * permutes then move toward each other (through elementwise ops and joins, around reshapes);
 #   compose_permutes merges what meets in the next round;
 # * op forms next: conv1d as conv2d, then the squeeze/unsqueeze pairs that leaves, a linear over
@@ -39,6 +41,7 @@ from .view_into_cat import ViewIntoCat
 RULES: tuple[type[Rule], ...] = (
     ComposePermutes,
     FoldConstantPermute,
+    CarryChannelOrder,
     FoldChannelPermutation,
     PermuteThroughElementwise,
     PermuteThroughJoin,

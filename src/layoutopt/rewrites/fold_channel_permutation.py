@@ -21,7 +21,6 @@ split), grouped convolutions, weights that are not constants or are shared.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -29,7 +28,7 @@ from torch.fx import Node
 
 from ..ir import ops
 from ..ir.access import arg_by_name, fake_value
-from ..ir.propagate import run_chain
+from ..layout.channel_order import gather_of
 from ..targets import Target
 from .base import GraphEdit, GraphView, Match, Reject, Rule
 from .operands import constant_weight
@@ -40,15 +39,8 @@ _MAX_READERS = 32
 
 def channel_gather(chain: list[Node], shape: tuple[int, ...]) -> list[int] | None:
     """``pi`` when running ``chain`` on ``x`` of ``shape`` gives ``x[:, pi]``, else None."""
-    idx = torch.arange(math.prod(shape), dtype=torch.int64).reshape(shape)
-    value = run_chain(chain, idx)
-    if tuple(value.shape) != tuple(shape):
-        return None
-    inner = math.prod(shape[2:])
-    pi = [int(value[(0, i) + (0,) * (len(shape) - 2)]) // inner % shape[1] for i in range(shape[1])]
-    if sorted(pi) != list(range(shape[1])) or not torch.equal(value, idx.index_select(1, torch.tensor(pi))):
-        return None
-    return pi
+    proved = gather_of(chain, shape)
+    return list(proved[1]) if proved is not None and proved[0] == 1 else None
 
 
 def _channel_wise(node: Node, value: Node) -> bool:
@@ -99,6 +91,7 @@ class FoldChannelPermutation(Rule):
     @classmethod
     def for_target(cls, target: Target, planned: bool) -> Rule | None:
         # the backend stage folds the same gathers into the quantized weights, exactly
+        # (``carry_channel_order``, before this rule where it runs, leaves it what it declines)
         return None if target.stores_channel_orders(planned) else cls()
 
     def match(self, node: Node, view: GraphView) -> Match | Reject | None:

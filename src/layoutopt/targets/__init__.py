@@ -90,6 +90,12 @@ class Target:
         ATen rules leave gathers of channels to it."""
         return self.channel_shuffle is ShuffleForm.CHANNEL_ORDER and not planned
 
+    def carries_channel_orders(self, planned: bool) -> bool:
+        """Whether the ATen rules carry channel gathers as stored channel orders into the weights
+        that read them (``carry_channel_order``): where layoutopt's plan follows, on targets that
+        do not run a shuffle best as written."""
+        return planned and self.channel_shuffle is not ShuffleForm.AS_WRITTEN
+
     def bytes_of(self, numel: int, dtype: torch.dtype) -> int:
         size = self.element_bytes if self.element_bytes is not None else dtype.itemsize
         return int(numel) * size
