@@ -76,3 +76,32 @@ def test_a_concatenation_read_through_reshapes_is_copied(name):
     in_place = vela_figures(_concatenation(through_reshapes=False), TARGETS[name])
     assert copied.count("MemoryCopy") == 2 and in_place.count("MemoryCopy") == 0
     assert in_place.cycles_total < copied.cycles_total
+
+
+def _head_splits(batched: bool) -> bytes:
+    """Two attention head splits (tokens, heads, head dim) -> (heads, tokens, head dim), as a
+    transpose each or as one transpose of their concatenation along the heads (the fewest TOSA
+    transposes an attention block's q and v could take) read through two slices."""
+    tokens, heads, dim = 197, 3, 64
+    probe = Probe()
+    xs = [probe.clamp(probe.input((1, tokens, heads, dim)), -100, 100) for _ in range(2)]
+    if batched:
+        both = probe.transpose(probe.concat(xs, 2), (0, 2, 1, 3))
+        xs = [probe.slice(both, (0, i * heads, 0, 0), (1, heads, tokens, dim)) for i in range(2)]
+    else:
+        xs = [probe.transpose(x, (0, 2, 1, 3)) for x in xs]
+    for x in xs:
+        probe.output(probe.clamp(x, -90, 90))
+    return probe.serialize()
+
+
+@pytest.mark.parametrize("name", TARGETS)
+def test_one_transpose_for_two_head_splits_costs_more_than_two(name):
+    """Why the Arm-stage plan keeps a ViT's head splits apart: batched, the concatenation is
+    free (its inputs are written in place), but the ops after the slices no longer run with the
+    transpose (U55 fuses the clamp after it, U85 also writes it with the op before it)."""
+    apart = vela_figures(_head_splits(batched=False), TARGETS[name])
+    batched = vela_figures(_head_splits(batched=True), TARGETS[name])
+    assert (apart.count("Transpose"), batched.count("Transpose"), batched.count("MemoryCopy")) == (2, 1, 0)
+    assert (apart.cycles_total, batched.cycles_total) == {"ethos-u55": (131472, 208688),
+                                                         "ethos-u85": (38872, 133632)}[name]
