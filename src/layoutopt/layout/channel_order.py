@@ -32,6 +32,7 @@ their constants are permuted and how nodes are built: ExecuTorch's Arm backend g
 from __future__ import annotations
 
 import enum
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -58,7 +59,7 @@ class Gather:
     axis: int
     pi: tuple[int, ...]
 
-    @property
+    @functools.cached_property
     def inverse(self) -> tuple[int, ...]:
         out = [0] * len(self.pi)
         for i, p in enumerate(self.pi):
@@ -100,7 +101,7 @@ def gather_of(chain: list[Node], shape: tuple[int, ...]) -> tuple[int, tuple[int
         if size < 2:
             continue
         inner = math.prod(shape[axis + 1:])
-        pi = tuple(int(out.select(axis, i).reshape(-1)[0]) // inner % size for i in range(size))
+        pi = tuple((out.movedim(axis, 0).reshape(size, -1)[:, 0] // inner % size).tolist())
         if pi != tuple(range(size)) and sorted(pi) == list(range(size)) \
                 and torch.equal(out, index.index_select(axis, torch.tensor(pi))):
             return axis, pi
@@ -116,7 +117,8 @@ def gather_ending_at(end: Node) -> Gather | None:
     while isinstance(cur, Node) and is_reorder(cur) and len(cur.users) == 1 and len(chain) < MAX_CHAIN:
         chain.insert(0, cur)
         cur = cur.args[0]
-    for i in range(len(chain)):
+    moves = [i for i, n in enumerate(chain) if ops.packet_of(n) in (aten.permute, aten.transpose)]
+    for i in range(moves[-1] + 1 if moves else 0):  # views alone keep the element order
         start = chain[i].args[0]
         if isinstance(start, Node) and is_tensor(fake_value(start)) and shape_of(start) == shape_of(end):
             proved = gather_of(chain[i:], shape_of(start))
@@ -234,8 +236,12 @@ class ChannelOrderCarrier:
         self.record = ChannelOrderRecord()
 
     # -- roles every dialect shares -----------------------------------------------------------
+    def head(self, node: Node) -> Gather | None:
+        """The gather whose chain starts at ``node``, if any."""
+        return self.heads.get(node)
+
     def gather_role(self, user: Node, value: Node, axis: int) -> Role | str | None:
-        gather = self.heads.get(user)
+        gather = self.head(user)
         if gather is None or gather.start is not value:
             return None
         return Role(Read.GATHER, gather.axis, gather) if gather.axis == axis else "gathered along another axis"

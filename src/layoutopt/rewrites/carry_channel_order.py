@@ -33,8 +33,8 @@ from torch.fx import Node
 
 from ..ir import ops
 from ..ir.access import arg_by_name, fake_value
-from ..layout.channel_order import (ChannelOrderCarrier, Closure, Read, Role, gather_ending_at, is_reorder,
-                                    shape_of)
+from ..layout.channel_order import (ChannelOrderCarrier, Closure, Gather, Read, Role, gather_ending_at,
+                                    is_reorder, shape_of)
 from ..targets import Target
 from .base import GraphEdit, GraphView, Match, Reject, Rule
 
@@ -66,6 +66,18 @@ class _AtenCarrier(ChannelOrderCarrier):
     def __init__(self, nodes, view: GraphView, edit: GraphEdit | None = None) -> None:
         super().__init__(nodes)
         self.view, self.edit = view, edit
+        self._heads: dict[Node, Gather | None] = {}
+
+    def head(self, node: Node) -> Gather | None:
+        """Found on demand: the chain of single-reader permutes and views from ``node`` to its
+        last, if that gathers channels."""
+        if node not in self._heads:
+            end = node
+            while is_reorder(end) and len(end.users) == 1 and is_reorder(next(iter(end.users))):
+                end = next(iter(end.users))
+            gather = gather_ending_at(end) if is_reorder(node) else None
+            self._heads[node] = gather if gather is not None and gather.chain[0] is node else None
+        return self._heads[node]
 
     def _constants(self, node: Node, names) -> bool:
         return all(arg_by_name(node, name) is None or self.view.constant(arg_by_name(node, name)) is not None
@@ -170,11 +182,7 @@ class CarryChannelOrder(Rule):
         gather = gather_ending_at(node)
         if gather is None or gather.axis != 1:
             return None
-        nodes = list(node.graph.nodes)
-        carrier = _AtenCarrier(nodes, view)
-        ends = [g for g in (gather_ending_at(n) for n in nodes[nodes.index(node) + 1:]
-                            if is_reorder(n) and not any(is_reorder(u) for u in n.users)) if g is not None]
-        carrier.heads = {g.chain[0]: g for g in (gather, *ends)}
+        carrier = _AtenCarrier(node.graph.nodes, view)
         closure = carrier.closure(gather)
         if closure.reason is not None:
             return self.reject(node, f"{closure.reason}: the gather of channels stays")
