@@ -1,6 +1,8 @@
 """Channel shuffles carried as stored channel orders through splits and concatenations into the
 weights that read them (``carry_channel_order``)."""
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 import torch
 from torch import nn
 
@@ -130,3 +132,49 @@ def test_where_it_runs():
     # the backend lays tensors out (Cortex-M's explicit layout interleaves while it copies; the
     # Arm backend carries orders itself) or runs the shuffle as written
     assert all("carry_channel_order" not in names[key] for key in names if key != ("cortex-m", True))
+
+
+class Shuffle(nn.Module):
+    def __init__(self, groups):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x):
+        return channel_shuffle(x, self.groups)
+
+
+class Slices(nn.Module):
+    """Uneven channel slices, each through its own op, concatenated back."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.cut = dim // 4
+        self.conv = nn.Conv2d(dim - self.cut, dim - self.cut, 1)
+
+    def forward(self, x):
+        return torch.cat((torch.relu(x[:, :self.cut]), self.conv(x[:, self.cut:])), 1)
+
+
+def _layer(kind, dim):
+    return {"unit": lambda: ShuffleUnit(dim), "down": lambda: DownUnit(dim, dim), "shuffle4": lambda: Shuffle(4),
+            "bn": lambda: nn.Sequential(nn.BatchNorm2d(dim), nn.ReLU6()),
+            "dw": lambda: nn.Conv2d(dim, dim, 3, padding=1, groups=dim), "slices": lambda: Slices(dim),
+            "pool": lambda: nn.MaxPool2d(3, 1, 1)}[kind]()
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(dim=st.sampled_from([8, 16, 24]), kinds=st.lists(
+    st.sampled_from(["unit", "unit", "down", "shuffle4", "bn", "dw", "slices", "pool"]), min_size=1, max_size=5),
+       end=st.sampled_from(["conv", "head", "output"]), target=st.sampled_from(["cortex-m", "cpu"]))
+def test_random_shuffle_networks_keep_their_outputs(dim, kinds, end, target):
+    """ShuffleNet-like stacks of units, shuffles, channel-wise ops and slices, ending in a conv,
+    a pooled linear head or the graph output: planned with the carrier, their outputs stay
+    those of eager, and every shuffle a weighted sum ends is gone."""
+    ends = {"conv": lambda: nn.Conv2d(dim, 6, 1), "head": lambda: Head(dim), "output": lambda: nn.Identity()}
+    model = _eval(Stem(nn.Sequential(*[_layer(k, dim) for k in kinds], ends[end]()), dim))
+    r = check_plan(model, (torch.randn(1, 3, 16, 16),), target=target, atol=1e-4)
+    shuffles = sum(k in ("unit", "down", "shuffle4") for k in kinds)
+    if end != "output" and shuffles:
+        assert r.report.rewrites.get("carry_channel_order", 0) >= 1, r.report.rewrites
+        # the input's conversion, and the conv's output back to NCHW
+        assert r.report.transposes_after == (1 if end == "head" else 2), r.report.to_dict()
