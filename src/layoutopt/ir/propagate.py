@@ -159,10 +159,10 @@ def _real_like(t: torch.Tensor) -> torch.Tensor:
     return base.as_strided(tuple(t.shape), tuple(t.stride()), t.storage_offset())
 
 
-def _with_eager_strides(mode: FakeTensorMode, target: Any, args: tuple, kwargs: dict, out: Any,
-                        view: bool) -> Any:
-    """Run ``target`` on real, uninitialised tensors laid out like the fake ones and give the
-    fake result eager's strides (a view keeps aliasing its input)."""
+def run_eager(target: Any, args: tuple, kwargs: dict) -> Any:
+    """``target`` run eagerly on real, uninitialised tensors laid out like the tensors (fake
+    or real) in ``args`` and ``kwargs``: the strides eager gives, at the cost of a real kernel
+    on uninitialised memory. Raises what eager raises."""
     real = {}
 
     def to_real(v: Any) -> Any:
@@ -174,8 +174,15 @@ def _with_eager_strides(mode: FakeTensorMode, target: Any, args: tuple, kwargs: 
 
     rargs = torch.utils._pytree.tree_map(to_real, args)
     rkwargs = torch.utils._pytree.tree_map(to_real, kwargs)
+    return target(*rargs, **rkwargs)
+
+
+def _with_eager_strides(mode: FakeTensorMode, target: Any, args: tuple, kwargs: dict, out: Any,
+                        view: bool) -> Any:
+    """Run ``target`` on real, uninitialised tensors laid out like the fake ones and give the
+    fake result eager's strides (a view keeps aliasing its input)."""
     try:
-        eager = target(*rargs, **rkwargs)
+        eager = run_eager(target, args, kwargs)
     except Exception:
         return out
 

@@ -37,7 +37,7 @@ from torch.fx.node import map_arg
 from ..ir import ops
 from ..ir.access import (Role, fake_value, input_placeholders, is_tensor, role_of, static_shape, tensor_order,
                          user_input_nodes)
-from ..ir.propagate import fake_mode_of, run_fake
+from ..ir.propagate import fake_mode_of, run_eager, run_fake
 from ..targets import Target
 from ..ir.perm import Order, channels_last_order, distinct_layouts, identity_order, layout_key, order_of, strides_for
 from .conversion import conversion_call, is_edge
@@ -319,6 +319,8 @@ class _Builder:
         for order in itertools.permutations(range(info.rank)):
             if any(info.key(l) == layout_key(info.shape, order) for l in info.reps):
                 continue
+            if not self._may_free_view(node, operand, strides_for(info.shape, order), source.dtype, wanted):
+                continue
             probe = run_fake(self.mode, torch.empty_strided, (info.shape, strides_for(info.shape, order)),
                              {"dtype": source.dtype})
             try:
@@ -327,6 +329,23 @@ class _Builder:
                 continue
             if is_tensor(result) and layout_key(tuple(result.shape), tensor_order(result)) in wanted:
                 self._offer_conversion(info, tuple(order))
+
+    def _may_free_view(self, node: Node, operand: Node, strides: tuple[int, ...], dtype: torch.dtype,
+                       wanted: set) -> bool:
+        """False when the view of a source with ``strides`` cannot come out in a ``wanted``
+        layout, decided by eager alone (a real view of uninitialised memory, microseconds
+        against a fake replay's milliseconds). A replay of a view returns eager's strides
+        whenever eager runs it, so a view eager runs into an unwanted layout (or into several
+        tensors) is never offered; where eager raises, or comes out wanted, the replay decides."""
+        source = fake_value(operand)
+        real = torch.empty_strided(tuple(source.shape), strides, dtype=dtype)
+        try:
+            eager = run_eager(node.target, *_substitute(node, {operand: real}))
+        except Exception:
+            return True
+        if not isinstance(eager, torch.Tensor):
+            return False
+        return layout_key(tuple(eager.shape), tensor_order(eager)) in wanted
 
     def _probe(self, node: Node, operands: list[Node], combo: tuple, op: Any, override: tuple,
                is_original: bool) -> Mode | None:
