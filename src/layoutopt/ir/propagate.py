@@ -174,7 +174,25 @@ def run_eager(target: Any, args: tuple, kwargs: dict) -> Any:
 
     rargs = torch.utils._pytree.tree_map(to_real, args)
     rkwargs = torch.utils._pytree.tree_map(to_real, kwargs)
-    return target(*rargs, **rkwargs)
+    with _one_thread():
+        return target(*rargs, **rkwargs)
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run the block's kernels on one thread. An eager run that only shows its output's strides
+    computes on uninitialised memory whose values nobody reads: waking the intra-op thread
+    pool costs more than the kernel (milliseconds a call on a loaded machine, against
+    microseconds), and the strides a kernel gives do not depend on its thread count."""
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _with_eager_strides(mode: FakeTensorMode, target: Any, args: tuple, kwargs: dict, out: Any,
