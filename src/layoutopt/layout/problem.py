@@ -198,6 +198,11 @@ class _Builder:
         info.convertible.setdefault(label, order)
         info.reps.setdefault(label, rep)
 
+    def _saturated(self, info: ValueInfo) -> bool:
+        """No copy can be offered to ``info`` any more: it holds as many labels as the cap
+        allows and the cut is already recorded, so an offer would change nothing."""
+        return len(info.reps) >= _MAX_LABELS_PER_VALUE and ("max_labels_per_value", info.value[0]) in self.truncated
+
     def _record(self, value: Value, fake: torch.Tensor, node: Node) -> Label:
         info = self.values.get(value)
         if info is None:
@@ -317,6 +322,8 @@ class _Builder:
         wanted = {layout_key(tuple(out.shape), o) for o in conversion_orders(out.dim())}
         source = fake_value(operand)
         for order in itertools.permutations(range(info.rank)):
+            if self._saturated(info):
+                return
             if any(info.key(l) == layout_key(info.shape, order) for l in info.reps):
                 continue
             if not self._may_free_view(node, operand, strides_for(info.shape, order), source.dtype, wanted):
