@@ -78,29 +78,46 @@ def _replay_key(target: Any, args: tuple, kwargs: dict) -> tuple | None:
             return None
     elif target is not torch.empty_strided:
         return None
-    leaves, spec = torch.utils._pytree.tree_flatten((args, kwargs))
-    seen: dict[int, int] = {}
-    parts: list[Any] = [target, spec]
-    for leaf in leaves:
-        if isinstance(leaf, torch.Tensor):
-            if getattr(leaf, "constant", None) is not None:
-                return None
-            first = seen.setdefault(id(leaf), len(seen))
-            parts.append(_tensor_key(leaf, first))
-        elif isinstance(leaf, (torch.SymInt, torch.SymFloat, torch.SymBool)):
-            return None
-        else:
-            try:
-                hash(leaf)
-            except TypeError:
-                return None
-            parts.append((type(leaf), leaf))
+    parts: list[Any] = [target]
+    if not _key_parts((args, kwargs), parts, {}):
+        return None
     key = tuple(parts)
     try:
         hash(key)
     except TypeError:  # a symbolic size or stride inside a tensor's metadata
         return None
     return key
+
+
+_SYMBOLIC = (torch.SymInt, torch.SymFloat, torch.SymBool)
+
+
+def _key_parts(value: Any, parts: list, seen: dict[int, int]) -> bool:
+    """Append to ``parts`` what ``value`` contributes to a replay key: each container's type
+    and length (a dict's keys), each tensor's metadata and which earlier tensor it is, every
+    other leaf by type and value. False where there is no such key (a tensor carrying a
+    constant, a symbolic size, an unhashable leaf). A walk over the few container types op
+    arguments are made of, in place of a general tree flatten: a replay key is computed for
+    every probe, hit or miss."""
+    if isinstance(value, torch.Tensor):
+        if getattr(value, "constant", None) is not None:
+            return False
+        parts.append(_tensor_key(value, seen.setdefault(id(value), len(seen))))
+        return True
+    if isinstance(value, (tuple, list)):
+        parts.append((type(value), len(value)))
+        return all(_key_parts(v, parts, seen) for v in value)
+    if isinstance(value, dict):
+        parts.append((type(value), tuple(value)))
+        return all(_key_parts(v, parts, seen) for v in value.values())
+    if isinstance(value, _SYMBOLIC):
+        return False
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    parts.append((type(value), value))
+    return True
 
 
 def run_fake(mode: FakeTensorMode, target: Any, args: tuple, kwargs: dict) -> Any:
