@@ -173,6 +173,7 @@ class _Builder:
         self.declined: list[Declined] = []
         self.replayed: list[str] = []
         self.truncated: dict[tuple[str, str], Truncation] = {}  # the first cut per (cap, node)
+        self.conversions: dict[tuple, torch.Tensor] = {}  # (source metadata but strides, order) -> copy
         self.edge = is_edge(ep)
 
     def _truncate(self, cap: str, node: str, detail: str) -> None:
@@ -180,7 +181,21 @@ class _Builder:
 
     # -- values -------------------------------------------------------------------------
     def _convert(self, source: torch.Tensor, order: Order) -> torch.Tensor:
-        return conversion_call(source, order, lambda t, a, k: run_fake(self.mode, t, a, k), self.edge)
+        """``source`` copied into dim ``order``. The copy is a fresh dense tensor whose metadata
+        does not depend on the source's strides or storage, so one replay serves every value
+        of that shape and dtype (the replay cache, keyed on the source's strides too, would
+        replay it once per source layout)."""
+        key = None
+        if getattr(source, "constant", None) is None:
+            key = (type(source), tuple(source.shape), source.dtype, source.device, source.layout,
+                   source.requires_grad, source.is_conj(), source.is_neg(), tuple(order))
+            found = self.conversions.get(key)
+            if found is not None:
+                return found
+        copy = conversion_call(source, order, lambda t, a, k: run_fake(self.mode, t, a, k), self.edge)
+        if key is not None:
+            self.conversions[key] = copy
+        return copy
 
     def _offer_conversion(self, info: ValueInfo, order: Order) -> None:
         """Make a copy into ``order`` available to the consumers of ``info``."""
