@@ -78,29 +78,46 @@ def _replay_key(target: Any, args: tuple, kwargs: dict) -> tuple | None:
             return None
     elif target is not torch.empty_strided:
         return None
-    leaves, spec = torch.utils._pytree.tree_flatten((args, kwargs))
-    seen: dict[int, int] = {}
-    parts: list[Any] = [target, spec]
-    for leaf in leaves:
-        if isinstance(leaf, torch.Tensor):
-            if getattr(leaf, "constant", None) is not None:
-                return None
-            first = seen.setdefault(id(leaf), len(seen))
-            parts.append(_tensor_key(leaf, first))
-        elif isinstance(leaf, (torch.SymInt, torch.SymFloat, torch.SymBool)):
-            return None
-        else:
-            try:
-                hash(leaf)
-            except TypeError:
-                return None
-            parts.append((type(leaf), leaf))
+    parts: list[Any] = [target]
+    if not _key_parts((args, kwargs), parts, {}):
+        return None
     key = tuple(parts)
     try:
         hash(key)
     except TypeError:  # a symbolic size or stride inside a tensor's metadata
         return None
     return key
+
+
+_SYMBOLIC = (torch.SymInt, torch.SymFloat, torch.SymBool)
+
+
+def _key_parts(value: Any, parts: list, seen: dict[int, int]) -> bool:
+    """Append to ``parts`` what ``value`` contributes to a replay key: each container's type
+    and length (a dict's keys), each tensor's metadata and which earlier tensor it is, every
+    other leaf by type and value. False where there is no such key (a tensor carrying a
+    constant, a symbolic size, an unhashable leaf). A walk over the few container types op
+    arguments are made of, in place of a general tree flatten: a replay key is computed for
+    every probe, hit or miss."""
+    if isinstance(value, torch.Tensor):
+        if getattr(value, "constant", None) is not None:
+            return False
+        parts.append(_tensor_key(value, seen.setdefault(id(value), len(seen))))
+        return True
+    if isinstance(value, (tuple, list)):
+        parts.append((type(value), len(value)))
+        return all(_key_parts(v, parts, seen) for v in value)
+    if isinstance(value, dict):
+        parts.append((type(value), tuple(value)))
+        return all(_key_parts(v, parts, seen) for v in value.values())
+    if isinstance(value, _SYMBOLIC):
+        return False
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    parts.append((type(value), value))
+    return True
 
 
 def run_fake(mode: FakeTensorMode, target: Any, args: tuple, kwargs: dict) -> Any:
@@ -159,10 +176,10 @@ def _real_like(t: torch.Tensor) -> torch.Tensor:
     return base.as_strided(tuple(t.shape), tuple(t.stride()), t.storage_offset())
 
 
-def _with_eager_strides(mode: FakeTensorMode, target: Any, args: tuple, kwargs: dict, out: Any,
-                        view: bool) -> Any:
-    """Run ``target`` on real, uninitialised tensors laid out like the fake ones and give the
-    fake result eager's strides (a view keeps aliasing its input)."""
+def run_eager(target: Any, args: tuple, kwargs: dict) -> Any:
+    """``target`` run eagerly on real, uninitialised tensors laid out like the tensors (fake
+    or real) in ``args`` and ``kwargs``: the strides eager gives, at the cost of a real kernel
+    on uninitialised memory. Raises what eager raises."""
     real = {}
 
     def to_real(v: Any) -> Any:
@@ -174,8 +191,33 @@ def _with_eager_strides(mode: FakeTensorMode, target: Any, args: tuple, kwargs: 
 
     rargs = torch.utils._pytree.tree_map(to_real, args)
     rkwargs = torch.utils._pytree.tree_map(to_real, kwargs)
+    with _one_thread():
+        return target(*rargs, **rkwargs)
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run the block's kernels on one thread. An eager run that only shows its output's strides
+    computes on uninitialised memory whose values nobody reads: waking the intra-op thread
+    pool costs more than the kernel (milliseconds a call on a loaded machine, against
+    microseconds), and the strides a kernel gives do not depend on its thread count."""
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
     try:
-        eager = target(*rargs, **rkwargs)
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _with_eager_strides(mode: FakeTensorMode, target: Any, args: tuple, kwargs: dict, out: Any,
+                        view: bool) -> Any:
+    """Run ``target`` on real, uninitialised tensors laid out like the fake ones and give the
+    fake result eager's strides (a view keeps aliasing its input)."""
+    try:
+        eager = run_eager(target, args, kwargs)
     except Exception:
         return out
 

@@ -37,7 +37,7 @@ from torch.fx.node import map_arg
 from ..ir import ops
 from ..ir.access import (Role, fake_value, input_placeholders, is_tensor, role_of, static_shape, tensor_order,
                          user_input_nodes)
-from ..ir.propagate import fake_mode_of, run_fake
+from ..ir.propagate import fake_mode_of, run_eager, run_fake
 from ..targets import Target
 from ..ir.perm import Order, channels_last_order, distinct_layouts, identity_order, layout_key, order_of, strides_for
 from .conversion import conversion_call, is_edge
@@ -173,6 +173,7 @@ class _Builder:
         self.declined: list[Declined] = []
         self.replayed: list[str] = []
         self.truncated: dict[tuple[str, str], Truncation] = {}  # the first cut per (cap, node)
+        self.conversions: dict[tuple, torch.Tensor] = {}  # (source metadata but strides, order) -> copy
         self.edge = is_edge(ep)
 
     def _truncate(self, cap: str, node: str, detail: str) -> None:
@@ -180,7 +181,21 @@ class _Builder:
 
     # -- values -------------------------------------------------------------------------
     def _convert(self, source: torch.Tensor, order: Order) -> torch.Tensor:
-        return conversion_call(source, order, lambda t, a, k: run_fake(self.mode, t, a, k), self.edge)
+        """``source`` copied into dim ``order``. The copy is a fresh dense tensor whose metadata
+        does not depend on the source's strides or storage, so one replay serves every value
+        of that shape and dtype (the replay cache, keyed on the source's strides too, would
+        replay it once per source layout)."""
+        key = None
+        if getattr(source, "constant", None) is None:
+            key = (type(source), tuple(source.shape), source.dtype, source.device, source.layout,
+                   source.requires_grad, source.is_conj(), source.is_neg(), tuple(order))
+            found = self.conversions.get(key)
+            if found is not None:
+                return found
+        copy = conversion_call(source, order, lambda t, a, k: run_fake(self.mode, t, a, k), self.edge)
+        if key is not None:
+            self.conversions[key] = copy
+        return copy
 
     def _offer_conversion(self, info: ValueInfo, order: Order) -> None:
         """Make a copy into ``order`` available to the consumers of ``info``."""
@@ -197,6 +212,11 @@ class _Builder:
         label = label_of(rep)
         info.convertible.setdefault(label, order)
         info.reps.setdefault(label, rep)
+
+    def _saturated(self, info: ValueInfo) -> bool:
+        """No copy can be offered to ``info`` any more: it holds as many labels as the cap
+        allows and the cut is already recorded, so an offer would change nothing."""
+        return len(info.reps) >= _MAX_LABELS_PER_VALUE and ("max_labels_per_value", info.value[0]) in self.truncated
 
     def _record(self, value: Value, fake: torch.Tensor, node: Node) -> Label:
         info = self.values.get(value)
@@ -317,7 +337,11 @@ class _Builder:
         wanted = {layout_key(tuple(out.shape), o) for o in conversion_orders(out.dim())}
         source = fake_value(operand)
         for order in itertools.permutations(range(info.rank)):
+            if self._saturated(info):
+                return
             if any(info.key(l) == layout_key(info.shape, order) for l in info.reps):
+                continue
+            if not self._may_free_view(node, operand, strides_for(info.shape, order), source.dtype, wanted):
                 continue
             probe = run_fake(self.mode, torch.empty_strided, (info.shape, strides_for(info.shape, order)),
                              {"dtype": source.dtype})
@@ -327,6 +351,23 @@ class _Builder:
                 continue
             if is_tensor(result) and layout_key(tuple(result.shape), tensor_order(result)) in wanted:
                 self._offer_conversion(info, tuple(order))
+
+    def _may_free_view(self, node: Node, operand: Node, strides: tuple[int, ...], dtype: torch.dtype,
+                       wanted: set) -> bool:
+        """False when the view of a source with ``strides`` cannot come out in a ``wanted``
+        layout, decided by eager alone (a real view of uninitialised memory, microseconds
+        against a fake replay's milliseconds). A replay of a view returns eager's strides
+        whenever eager runs it, so a view eager runs into an unwanted layout (or into several
+        tensors) is never offered; where eager raises, or comes out wanted, the replay decides."""
+        source = fake_value(operand)
+        real = torch.empty_strided(tuple(source.shape), strides, dtype=dtype)
+        try:
+            eager = run_eager(node.target, *_substitute(node, {operand: real}))
+        except Exception:
+            return True
+        if not isinstance(eager, torch.Tensor):
+            return False
+        return layout_key(tuple(eager.shape), tensor_order(eager)) in wanted
 
     def _probe(self, node: Node, operands: list[Node], combo: tuple, op: Any, override: tuple,
                is_original: bool) -> Mode | None:
