@@ -169,6 +169,10 @@ def sequence_changed(target: Any, args: tuple, kwargs: dict, source: torch.Tenso
         dims = bind_args(target, args, kwargs)["dims"]
         perm = Perm(tuple(d % len(in_shape) for d in dims))
         return layout_key(out_shape, order_after_permute(in_order, perm)) != layout_key(out_shape, out_order)
+    if getattr(overload, "overloadpacket", None) in (ops.aten.slice, ops.aten.slice_copy):
+        # a slice keeps a box of the elements (every step-th along one dim): listed in any one
+        # dim order, they keep the input's sequence restricted to the box
+        return layout_key(out_shape, in_order) != layout_key(out_shape, out_order)
     try:
         frozen = _freeze(args, kwargs, source)
     except TypeError:
