@@ -93,7 +93,8 @@ def _replay(chain: list[Node], value: torch.Tensor) -> torch.Tensor:
 def gather_of(chain: list[Node], shape: tuple[int, ...]) -> tuple[int, tuple[int, ...]] | None:
     """``(axis, pi)`` when ``chain`` run on ``x`` of ``shape`` gives ``x.index_select(axis, pi)``
     with ``pi`` not the identity, else None (proved on the index tensor)."""
-    index = torch.arange(math.prod(shape)).reshape(shape)
+    numel = math.prod(shape)
+    index = torch.arange(numel, dtype=torch.int32 if numel < 2**31 else torch.int64).reshape(shape)
     out = _replay(chain, index)
     if tuple(out.shape) != tuple(shape):
         return None
