@@ -92,7 +92,33 @@ def test_squeeze_excite_block_is_planned_without_extra_transposes(tmp_path):
     stock, ours, *_ = lower_both(Stem(SqueezeExcite(16)), (torch.randn(1, 3, 16, 16),), tmp_path)
     assert ours.get("TRANSPOSE", 0) <= stock.get("TRANSPOSE", 0)
     assert ours["TRANSPOSE"] == 2
-    assert compute_ops(ours) == compute_ops(stock)
+    # the gate's mean over H and W: one REDUCE_SUM over their merged dim (arm_vela_forms)
+    assert (stock["REDUCE_SUM"], ours["REDUCE_SUM"]) == (2, 1)
+    assert compute_ops(ours) == compute_ops(stock) | {"REDUCE_SUM": 1}
+
+
+class PooledHead(nn.Module):
+    """A CNN's global average pool and classifier."""
+
+    def __init__(self, dim=232):
+        super().__init__()
+        self.conv = nn.Conv2d(16, dim, 1)
+        self.fc = nn.Linear(dim, 10)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x)).mean((2, 3)))
+
+
+@pytest.mark.parametrize("target", ["ethos-u55-128", "ethos-u85-256"])
+def test_a_global_average_pool_sums_once_over_the_merged_h_and_w(tmp_path, target):
+    torch.manual_seed(0)
+    low = lower_both(Stem(PooledHead()), (torch.randn(1, 3, 14, 14),), tmp_path, target)
+    assert (low.stock["REDUCE_SUM"], low.ours["REDUCE_SUM"]) == (2, 1)
+    assert compute_ops(low.ours) == compute_ops(low.stock) | {"REDUCE_SUM": 1}
+    # Vela runs the sum over H of NHWC int32 data through transposes of its own
+    assert low.ours_vela["cycles_total"] < low.stock_vela["cycles_total"]
+    assert low.ours_vela["transpose_cycles"] < low.stock_vela["transpose_cycles"]
+    assert low.planned[-1]["vela_forms"]["merge_adjacent_sums"] == 1
 
 
 def test_shuffle_unit_needs_fewer_transposes(tmp_path):

@@ -1,4 +1,4 @@
-"""The two Vela forms alone, on hand-built graphs of the Arm backend's edge ops: how often each
+"""The Vela forms alone, on hand-built graphs of the Arm backend's edge ops: how often each
 applies, the ops they leave, exact equality with the graph before (only reshapes change), what
 each declines, and idempotence. What each form saves in Vela is measured in
 test_vela_probes.py, and on whole lowerings in test_arm_layout.py."""
@@ -11,7 +11,7 @@ pytest.importorskip("executorch", reason="the Arm backend's edge ops need the ex
 from executorch.exir.dialects._ops import ops as exir_ops  # noqa: E402
 
 from layoutopt.executorch.arm_vela_forms import (_concat_axis, concatenate_before_reshapes,  # noqa: E402
-                                                 lower_transpose_rank)
+                                                 lower_transpose_rank, merge_adjacent_sums)
 
 PERMUTE = exir_ops.edge.aten.permute_copy.default
 VIEW = exir_ops.edge.aten.view_copy.default
@@ -118,3 +118,45 @@ def test_the_concatenation_axis_through_reshapes(sources, views, axis, want):
         shape = list(views[0])
         shape[axis] = sum(v[axis] for v in views)
         assert torch.equal(torch.cat(xs, want).reshape(shape), torch.cat([x.reshape(v) for x, v in zip(xs, views)], axis))
+
+
+SUM = exir_ops.edge.aten.sum.dim_IntList
+
+
+def _sums(dims, dtype=torch.int32, shape=(1, 6, 5, 8)):
+    b = Builder(shape)
+    x = b.placeholders[0]
+    b.inputs[0] = b.inputs[0].to(dtype)
+    x.meta["val"] = b.inputs[0]
+    for d in dims:
+        x = b.op(SUM, x, [d], True)
+    return b, b.module(x)
+
+
+def test_sums_over_h_then_w_become_one_sum_over_their_merged_dim():
+    b, gm = _sums([1, 2])  # the backend's mean over H and W of an NHWC tensor
+    before = gm(*b.inputs)
+    assert merge_adjacent_sums(gm) == 1
+    assert histogram(gm) == {"view_copy": 1, "sum": 1}
+    (view,) = [n for n in gm.graph.nodes if n.target == VIEW]
+    assert view.args[1] == [1, 1, 30, 8]
+    assert_same_values(gm, b, before)
+    assert merge_adjacent_sums(gm) == 0  # idempotent
+
+
+def test_three_adjacent_sums_become_one():
+    b, gm = _sums([1, 2, 3], shape=(2, 3, 4, 5))
+    before = gm(*b.inputs)
+    assert merge_adjacent_sums(gm) == 2
+    assert histogram(gm) == {"view_copy": 2, "sum": 1}
+    assert_same_values(gm, b, before)
+
+
+@pytest.mark.parametrize("dims,dtype", [
+    ([1, 3], torch.int32),  # not adjacent: the merged dim would interleave
+    ([1, 2], torch.float32),  # float sums round differently in another order
+])
+def test_sums_that_would_change_values_or_meaning_stay(dims, dtype):
+    b, gm = _sums(dims, dtype)
+    assert merge_adjacent_sums(gm) == 0
+    assert histogram(gm) == {"sum": 2}
