@@ -19,7 +19,7 @@ Each transpose is priced at its bytes plus the target's fixed cost per op
 U85), and a plan has at most as many transposes as the graph had when the pass saw it: it
 never trades one large transpose for several small ones the backend would not have placed.
 Late in the pipeline, after the backend's own canonicalisation of view/permute chains, a second
-pass writes transposes and reshapes in the forms Vela runs best (``arm_vela_forms``).
+pass writes transposes, reshapes and sums in the forms Vela runs best (``arm_vela_forms``).
 
 ExecuTorch's registry of pass insertions is process-global: ``arm_layout`` registers the
 pass for the duration of a ``with`` block and clears the registry when the block ends, also

@@ -193,7 +193,7 @@ def make_pass(records: list[dict] | None = None):
     from torch.fx.passes.infra.pass_base import PassBase, PassResult
 
     class WriteVelaForms(PassBase):
-        """Write transposes and reshapes in the forms Vela runs best."""
+        """Write transposes, reshapes and sums in the forms Vela runs best."""
 
         def __init__(self) -> None:
             super().__init__()
