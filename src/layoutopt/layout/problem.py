@@ -4,7 +4,9 @@ Every planned op gets a list of *modes*. A mode fixes the layout of each activat
 and says which layout the op then produces and what it costs itself (``cost.op_charges``).
 Modes are found by replaying the op on fake tensors laid out each way, so they state what
 eager PyTorch really does (a channels-last conv returns channels-last, a softmax returns
-contiguous, a ``view`` that cannot alias a channels-last input is not a mode at all).
+contiguous, a ``view`` that cannot alias a channels-last input is not a mode at all); where an
+eager run on uninitialised memory gives exactly what the replay would (``run_probe``: vector
+products, normalisations, elementwise ops), that run answers instead.
 An operand that is not in the layout a mode needs is converted by an explicit copy, shared
 by all consumers that want that layout; the solver chooses modes and copies together.
 
@@ -37,7 +39,7 @@ from torch.fx.node import map_arg
 from ..ir import ops
 from ..ir.access import (Role, fake_value, input_placeholders, is_tensor, role_of, static_shape, tensor_order,
                          user_input_nodes)
-from ..ir.propagate import fake_mode_of, run_eager, run_fake
+from ..ir.propagate import fake_mode_of, run_eager, run_fake, run_probe
 from ..targets import Target
 from ..ir.perm import Order, channels_last_order, distinct_layouts, identity_order, layout_key, order_of, strides_for
 from .conversion import conversion_call, is_edge
@@ -379,7 +381,7 @@ class _Builder:
         kwargs.update(dict(override))
         target = node.target if op is None else op
         try:
-            out = run_fake(self.mode, target, args, kwargs)
+            out = run_probe(self.mode, target, args, kwargs)
         except Exception:  # eager rejects this layout (e.g. a view that cannot alias it)
             if not is_original:
                 return None
