@@ -293,31 +293,24 @@ FAKE_STRIDES_DIFFER = frozenset({aten.scaled_dot_product_attention.default, aten
 
 # Ops whose replay an eager run on uninitialised memory answers exactly: each writes one fresh
 # tensor whose shape and dtype its operands' metadata decide, and whose strides are eager's
-# (the fake kernel computes the same, or the replay takes eager's). A real kernel on a small
-# tensor costs microseconds; a fake replay of a composite op such as ``matmul`` dispatches each
-# op it decomposes into, a millisecond or more.
-# Answered whatever the strides of the operands' size-1 dims: vector products (a fresh
-# contiguous result whatever their operands' strides) and the ops whose replay takes eager's
-# strides (``FAKE_STRIDES_DIFFER``; elementwise ops reading such strides).
-_EAGER_ANSWERED_ANY_STRIDES = _packets("linear", "addmm", "mm", "bmm", "matmul", "baddbmm",
-                                       "scaled_dot_product_attention", "batch_norm")
-# Answered only where every operand has the strides of a dense layout: with other strides of
-# size-1 dims, a fake kernel can keep them where eager makes them dense (layer norm does).
-_EAGER_ANSWERED_DENSE = _packets("layer_norm", "softmax", "_softmax", "log_softmax", "_log_softmax",
-                                 "_safe_softmax")
+# whatever the operands' strides: vector products write a fresh contiguous result, and batch
+# norm's replay takes eager's strides (``FAKE_STRIDES_DIFFER``). Elementwise ops too where their
+# replay takes eager's strides or no operand has a size-1 dim (``run_probe``). Not layer norm
+# nor softmax: where an operand's size-1 dims are strided unlike contiguous, their fake kernels
+# keep those strides and eager makes them contiguous. A real kernel on a small tensor costs microseconds; a fake
+# replay of a composite op such as ``matmul`` dispatches each op it decomposes into, a
+# millisecond or more.
+_EAGER_ANSWERED = _packets("linear", "addmm", "mm", "bmm", "matmul", "baddbmm", "scaled_dot_product_attention",
+                           "batch_norm")
 
 
-def eager_answers(target: Any, odd_strides: bool) -> bool:
-    """Whether a replay of ``target`` may be answered by an eager run, where some operand has
-    (``odd_strides``) or no operand has size-1 dims strided as no dense layout strides them.
-    Never for an op that writes into an argument."""
+def eager_answers(target: Any) -> bool:
+    """Whether a replay of ``target`` may be answered by an eager run (``_EAGER_ANSWERED`` and
+    ATen's elementwise ops); never for an op that writes into an argument."""
     op = aten_overload(target)
     if not isinstance(op, torch._ops.OpOverload) or op.namespace != "aten" or op._schema.is_mutable:
         return False
-    packet = op.overloadpacket
-    if packet in _EAGER_ANSWERED_ANY_STRIDES or is_elementwise(op):
-        return True
-    return not odd_strides and packet in _EAGER_ANSWERED_DENSE
+    return op.overloadpacket in _EAGER_ANSWERED or is_elementwise(op)
 
 
 # -- the graph ExecuTorch's Arm backend lowers to TOSA ---------------------------------------

@@ -218,7 +218,7 @@ def run_probe(mode: FakeTensorMode, target: Any, args: tuple, kwargs: dict) -> A
     The tensor made does not require grad where a replay's would: no probe reads that, and a
     probe's result never becomes a node's ``meta["val"]``. Cached like ``run_fake``, apart
     from its replays."""
-    key = _replay_key(target, args, kwargs) if _CACHING.get() and ops.eager_answers(target, False) else None
+    key = _replay_key(target, args, kwargs) if _CACHING.get() and ops.eager_answers(target) else None
     if key is None:
         return run_fake(mode, target, args, kwargs)
     cache = _replays_of(mode)
@@ -235,10 +235,13 @@ def _answer_by_eager(mode: FakeTensorMode, target: Any, args: tuple, kwargs: dic
     tensors = [t for t in torch.utils._pytree.tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
     if any(t.device.type != "cpu" for t in tensors) or sum(t.numel() for t in tensors) > _EAGER_MAX_ELEMENTS:
         return _REPLAY
-    # with oddly strided size-1 dims, fewer replays are known to give eager's strides (an
-    # elementwise op's replay takes them for its positional operands only)
-    odd = any(_odd_strides(t) for t in tensors)
-    if not ops.eager_answers(target, odd) or any(_odd_strides(v) for v in torch.utils._pytree.tree_leaves(kwargs)):
+    if any(_odd_strides(v) for v in torch.utils._pytree.tree_leaves(kwargs)):
+        return _REPLAY
+    # an elementwise op's replay takes eager's strides where a positional operand is oddly
+    # strided; elsewhere its fake kernel can stride size-1 dims unlike eager (a channels-last
+    # 1x1 map: eager makes it contiguous, the fake kernel keeps it), so none may have one
+    if ops.is_elementwise(target) and not any(_odd_strides(a) for a in args) \
+            and any(1 in t.shape for t in tensors):
         return _REPLAY
     try:
         out, reals = _run_eager(ops.aten_overload(target), args, kwargs)
