@@ -291,6 +291,27 @@ FAKE_STRIDES_DIFFER = frozenset({aten.scaled_dot_product_attention.default, aten
                                  aten.native_batch_norm.default,
                                  aten._native_batch_norm_legit_no_training.default})
 
+# Ops whose replay an eager run on uninitialised memory answers exactly: each writes one fresh
+# tensor whose shape and dtype its operands' metadata decide, and whose strides are eager's
+# whatever the operands' strides: vector products write a fresh contiguous result, and batch
+# norm's replay takes eager's strides (``FAKE_STRIDES_DIFFER``). Elementwise ops too where their
+# replay takes eager's strides or no operand has a size-1 dim (``run_probe``). Not layer norm
+# nor softmax: where an operand's size-1 dims are strided unlike contiguous, their fake kernels
+# keep those strides and eager makes them contiguous. A real kernel on a small tensor costs microseconds; a fake
+# replay of a composite op such as ``matmul`` dispatches each op it decomposes into, a
+# millisecond or more.
+_EAGER_ANSWERED = _packets("linear", "addmm", "mm", "bmm", "matmul", "baddbmm", "scaled_dot_product_attention",
+                           "batch_norm")
+
+
+def eager_answers(target: Any) -> bool:
+    """Whether a replay of ``target`` may be answered by an eager run (``_EAGER_ANSWERED`` and
+    ATen's elementwise ops); never for an op that writes into an argument."""
+    op = aten_overload(target)
+    if not isinstance(op, torch._ops.OpOverload) or op.namespace != "aten" or op._schema.is_mutable:
+        return False
+    return op.overloadpacket in _EAGER_ANSWERED or is_elementwise(op)
+
 
 # -- the graph ExecuTorch's Arm backend lowers to TOSA ---------------------------------------
 # There each ``permute_copy`` becomes one TOSA TRANSPOSE and each ``view_copy`` one RESHAPE;

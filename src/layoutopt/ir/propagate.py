@@ -180,6 +180,11 @@ def run_eager(target: Any, args: tuple, kwargs: dict) -> Any:
     """``target`` run eagerly on real, uninitialised tensors laid out like the tensors (fake
     or real) in ``args`` and ``kwargs``: the strides eager gives, at the cost of a real kernel
     on uninitialised memory. Raises what eager raises."""
+    return _run_eager(target, args, kwargs)[0]
+
+
+def _run_eager(target: Any, args: tuple, kwargs: dict) -> tuple[Any, list[torch.Tensor]]:
+    """``run_eager``'s result and the real tensors it ran on."""
     real = {}
 
     def to_real(v: Any) -> Any:
@@ -192,7 +197,72 @@ def run_eager(target: Any, args: tuple, kwargs: dict) -> Any:
     rargs = torch.utils._pytree.tree_map(to_real, args)
     rkwargs = torch.utils._pytree.tree_map(to_real, kwargs)
     with _one_thread():
-        return target(*rargs, **rkwargs)
+        return target(*rargs, **rkwargs), list(real.values())
+
+
+# Operand elements up to which a probe runs a real kernel rather than a fake replay: the time of
+# a real kernel grows with its operands, a fake replay's does not.
+_EAGER_MAX_ELEMENTS = 1 << 17
+_EAGER = object()  # tags the cache keys of eager answers
+_REPLAY = object()  # a probe eager does not answer
+
+
+def run_probe(mode: FakeTensorMode, target: Any, args: tuple, kwargs: dict) -> Any:
+    """What ``run_fake`` gives, for a caller that reads only the result's metadata (shape,
+    strides, dtype, a fresh dense storage), answered by eager where eager states it exactly
+    (``ops.eager_answers``): ``target`` run on real, uninitialised tensors laid out like the
+    fake ones, and a fake tensor made with its result's shape, strides and dtype. A fake
+    replay where eager raises, where its result is not one fresh dense tensor, where an operand
+    is not a CPU tensor or carries a constant, or past ``_EAGER_MAX_ELEMENTS``.
+
+    The tensor made does not require grad where a replay's would: no probe reads that, and a
+    probe's result never becomes a node's ``meta["val"]``. Cached like ``run_fake``, apart
+    from its replays."""
+    key = _replay_key(target, args, kwargs) if _CACHING.get() and ops.eager_answers(target) else None
+    if key is None:
+        return run_fake(mode, target, args, kwargs)
+    cache = _replays_of(mode)
+    found = cache.get((_EAGER, key), _MISS)
+    if found is _MISS:
+        found = _answer_by_eager(mode, target, args, kwargs)
+        cache[(_EAGER, key)] = found
+    if found is _REPLAY:
+        return run_fake(mode, target, args, kwargs)
+    return found
+
+
+def _answer_by_eager(mode: FakeTensorMode, target: Any, args: tuple, kwargs: dict) -> Any:
+    tensors = [t for t in torch.utils._pytree.tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+    if any(t.device.type != "cpu" for t in tensors) or sum(t.numel() for t in tensors) > _EAGER_MAX_ELEMENTS:
+        return _REPLAY
+    if any(_odd_strides(v) for v in torch.utils._pytree.tree_leaves(kwargs)):
+        return _REPLAY
+    # an elementwise op's replay takes eager's strides where a positional operand is oddly
+    # strided; elsewhere its fake kernel can stride size-1 dims unlike eager (a channels-last
+    # 1x1 map: eager makes it contiguous, the fake kernel keeps it), so none may have one
+    if ops.is_elementwise(target) and not any(_odd_strides(a) for a in args) \
+            and any(1 in t.shape for t in tensors):
+        return _REPLAY
+    try:
+        out, reals = _run_eager(ops.aten_overload(target), args, kwargs)
+    except Exception:  # the replay decides what the op does with these operands
+        return _REPLAY
+    if type(out) is not torch.Tensor or not _fresh_dense(out, reals):
+        return _REPLAY
+    with mode:
+        return torch.empty_strided(tuple(out.shape), tuple(out.stride()), dtype=out.dtype)
+
+
+def _fresh_dense(out: torch.Tensor, inputs: list[torch.Tensor]) -> bool:
+    """``out`` owns a storage of its own, no larger than its elements need: what a fake tensor
+    made by ``empty_strided`` with its strides has."""
+    if out.numel() == 0 or out.storage_offset() != 0 or any(s < 0 for s in out.stride()):
+        return False
+    extent = 1 + sum((n - 1) * s for n, s in zip(out.shape, out.stride()))
+    storage = out.untyped_storage()
+    if storage.nbytes() != extent * out.element_size():
+        return False
+    return all(t.untyped_storage().data_ptr() != storage.data_ptr() for t in inputs)
 
 
 @contextlib.contextmanager

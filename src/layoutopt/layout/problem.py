@@ -4,7 +4,9 @@ Every planned op gets a list of *modes*. A mode fixes the layout of each activat
 and says which layout the op then produces and what it costs itself (``cost.op_charges``).
 Modes are found by replaying the op on fake tensors laid out each way, so they state what
 eager PyTorch really does (a channels-last conv returns channels-last, a softmax returns
-contiguous, a ``view`` that cannot alias a channels-last input is not a mode at all).
+contiguous, a ``view`` that cannot alias a channels-last input is not a mode at all); where an
+eager run on uninitialised memory gives exactly what the replay would (``run_probe``: vector
+products, batch norm, elementwise ops), that run answers instead.
 An operand that is not in the layout a mode needs is converted by an explicit copy, shared
 by all consumers that want that layout; the solver chooses modes and copies together.
 
@@ -37,7 +39,7 @@ from torch.fx.node import map_arg
 from ..ir import ops
 from ..ir.access import (Role, fake_value, input_placeholders, is_tensor, role_of, static_shape, tensor_order,
                          user_input_nodes)
-from ..ir.propagate import fake_mode_of, run_eager, run_fake
+from ..ir.propagate import fake_mode_of, run_eager, run_fake, run_probe
 from ..targets import Target
 from ..ir.perm import Order, channels_last_order, distinct_layouts, identity_order, layout_key, order_of, strides_for
 from .conversion import conversion_call, is_edge
@@ -182,9 +184,13 @@ class _Builder:
     # -- values -------------------------------------------------------------------------
     def _convert(self, source: torch.Tensor, order: Order) -> torch.Tensor:
         """``source`` copied into dim ``order``. The copy is a fresh dense tensor whose metadata
-        does not depend on the source's strides or storage, so one replay serves every value
+        does not depend on the source's strides or storage, so one copy serves every value
         of that shape and dtype (the replay cache, keyed on the source's strides too, would
-        replay it once per source layout)."""
+        replay it once per source layout). Outside an edge program, eager makes the copy on
+        uninitialised memory and a fake tensor takes its strides: its views (``permute``) are
+        replayed with eager's strides anyway, and its ``clone`` into a memory format strides
+        its result by shape alone, eager and fake kernels alike; one fake tensor made instead
+        of up to three replays."""
         key = None
         if getattr(source, "constant", None) is None:
             key = (type(source), tuple(source.shape), source.dtype, source.device, source.layout,
@@ -192,7 +198,12 @@ class _Builder:
             found = self.conversions.get(key)
             if found is not None:
                 return found
-        copy = conversion_call(source, order, lambda t, a, k: run_fake(self.mode, t, a, k), self.edge)
+        if self.edge or source.device.type != "cpu":
+            copy = conversion_call(source, order, lambda t, a, k: run_fake(self.mode, t, a, k), self.edge)
+        else:
+            real = conversion_call(source, order, run_eager)
+            copy = run_fake(self.mode, torch.empty_strided, (tuple(real.shape), tuple(real.stride())),
+                            {"dtype": real.dtype})
         if key is not None:
             self.conversions[key] = copy
         return copy
@@ -379,7 +390,7 @@ class _Builder:
         kwargs.update(dict(override))
         target = node.target if op is None else op
         try:
-            out = run_fake(self.mode, target, args, kwargs)
+            out = run_probe(self.mode, target, args, kwargs)
         except Exception:  # eager rejects this layout (e.g. a view that cannot alias it)
             if not is_original:
                 return None
