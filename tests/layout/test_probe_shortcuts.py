@@ -1,6 +1,6 @@
 """The problem builder's shortcuts change no problem: the eager screen of a view's source
-layouts, the stop once a source holds its labels, one copy per shape into a dim order (made by
-eager, not replayed), and probes eager answers build the problem the full search builds. Eager
+layouts, the stop once a source holds its labels, one replay per copy of a shape into a dim
+order, and probes eager answers build the problem the full search builds. Eager
 answers carry the metadata a fake replay gives. Replay keys keep what a replay reads; eager
 stride probes leave the caller's thread count as it was."""
 import copy
@@ -59,7 +59,7 @@ def test_shortcuts_build_the_problem_the_full_search_builds(name, monkeypatch):
     assert fast == full
 
 
-@pytest.mark.parametrize("without", [_replayed_copies, _replayed_probes])
+@pytest.mark.parametrize("without", [_replayed_probes])
 @pytest.mark.parametrize("name", ["attention_block", "convnext_nano"])
 def test_each_eager_shortcut_builds_the_problem_its_replays_build(name, without, monkeypatch):
     fast = _summary(_problem(name, "cortex-m"))

@@ -184,13 +184,9 @@ class _Builder:
     # -- values -------------------------------------------------------------------------
     def _convert(self, source: torch.Tensor, order: Order) -> torch.Tensor:
         """``source`` copied into dim ``order``. The copy is a fresh dense tensor whose metadata
-        does not depend on the source's strides or storage, so one copy serves every value
+        does not depend on the source's strides or storage, so one replay serves every value
         of that shape and dtype (the replay cache, keyed on the source's strides too, would
-        replay it once per source layout). Outside an edge program, eager makes the copy on
-        uninitialised memory and a fake tensor takes its strides: its views (``permute``) are
-        replayed with eager's strides anyway, and its ``clone`` into a memory format strides
-        its result by shape alone, eager and fake kernels alike; one fake tensor made instead
-        of up to three replays."""
+        replay it once per source layout)."""
         key = None
         if getattr(source, "constant", None) is None:
             key = (type(source), tuple(source.shape), source.dtype, source.device, source.layout,
@@ -198,12 +194,7 @@ class _Builder:
             found = self.conversions.get(key)
             if found is not None:
                 return found
-        if self.edge or source.device.type != "cpu":
-            copy = conversion_call(source, order, lambda t, a, k: run_fake(self.mode, t, a, k), self.edge)
-        else:
-            real = conversion_call(source, order, run_eager)
-            copy = run_fake(self.mode, torch.empty_strided, (tuple(real.shape), tuple(real.stride())),
-                            {"dtype": real.dtype})
+        copy = conversion_call(source, order, lambda t, a, k: run_fake(self.mode, t, a, k), self.edge)
         if key is not None:
             self.conversions[key] = copy
         return copy
