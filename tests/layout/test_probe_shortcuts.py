@@ -86,8 +86,10 @@ def _probe_cases():
         (aten.linear.default, [_ODD, ((16, 32), (32, 1))], (), True),
         (aten.layer_norm.default, [_ODD, w, w], ([32],), False),  # fake keeps the odd strides, eager not
         (aten.layer_norm.default, [((4, 1, 48), (48, 192, 1)), ((48,), (1,)), ((48,), (1,))], ([48],), False),
-        (aten.add.Tensor, [_ODD, ((1, 4, 32), (128, 1, 4))], (), True),  # the replay takes eager's strides
-        (aten.gelu.default, [((2, 8, 4, 4), (128, 1, 32, 8))], (), True),
+        # elementwise ops and batch norm are replayed: over the sweep, eager answers for them left
+        # group norms downstream in other layouts than the solved ones (BiT, MobileViTV2)
+        (aten.add.Tensor, [_ODD, ((1, 4, 32), (128, 1, 4))], (), False),
+        (aten.gelu.default, [((2, 8, 4, 4), (128, 1, 32, 8))], (), False),
         (aten.sigmoid.default, [((1, 8, 1, 1), (8, 1, 8, 8))], (), False),  # fake keeps channels-last, eager not
         (aten.add_.Tensor, [((2, 3), (3, 1)), ((2, 3), (3, 1))], (), False),  # writes into an argument
         (aten.permute.default, [((2, 3), (3, 1))], ([1, 0],), False),  # a view, not a fresh tensor

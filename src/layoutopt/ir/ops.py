@@ -293,24 +293,23 @@ FAKE_STRIDES_DIFFER = frozenset({aten.scaled_dot_product_attention.default, aten
 
 # Ops whose replay an eager run on uninitialised memory answers exactly: each writes one fresh
 # tensor whose shape and dtype its operands' metadata decide, and whose strides are eager's
-# whatever the operands' strides: vector products write a fresh contiguous result, and batch
-# norm's replay takes eager's strides (``FAKE_STRIDES_DIFFER``). Elementwise ops too where their
-# replay takes eager's strides or no operand has a size-1 dim (``run_probe``). Not layer norm
-# nor softmax: where an operand's size-1 dims are strided unlike contiguous, their fake kernels
-# keep those strides and eager makes them contiguous. A real kernel on a small tensor costs microseconds; a fake
-# replay of a composite op such as ``matmul`` dispatches each op it decomposes into, a
-# millisecond or more.
-_EAGER_ANSWERED = _packets("linear", "addmm", "mm", "bmm", "matmul", "baddbmm", "scaled_dot_product_attention",
-                           "batch_norm")
+# whatever the operands' strides: vector products write a fresh contiguous result. Not batch
+# norm, elementwise ops, layer norm nor softmax: where an operand's size-1 dims are strided
+# unlike contiguous, fake kernels and eager stride them apart, and over the sweep eager answers
+# for batch norm (BiT's weight standardization) and elementwise ops (MobileViTV2) left group
+# norms downstream in layouts other than the solved ones. A real kernel on a small tensor
+# costs microseconds; a fake replay of a composite op such as ``matmul`` dispatches each op it
+# decomposes into, a millisecond or more.
+_EAGER_ANSWERED = _packets("linear", "addmm", "mm", "bmm", "matmul", "baddbmm", "scaled_dot_product_attention")
 
 
 def eager_answers(target: Any) -> bool:
-    """Whether a replay of ``target`` may be answered by an eager run (``_EAGER_ANSWERED`` and
-    ATen's elementwise ops); never for an op that writes into an argument."""
+    """Whether a replay of ``target`` may be answered by an eager run (``_EAGER_ANSWERED``);
+    never for an op that writes into an argument."""
     op = aten_overload(target)
     if not isinstance(op, torch._ops.OpOverload) or op.namespace != "aten" or op._schema.is_mutable:
         return False
-    return op.overloadpacket in _EAGER_ANSWERED or is_elementwise(op)
+    return op.overloadpacket in _EAGER_ANSWERED
 
 
 # -- the graph ExecuTorch's Arm backend lowers to TOSA ---------------------------------------

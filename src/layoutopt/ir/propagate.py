@@ -237,12 +237,6 @@ def _answer_by_eager(mode: FakeTensorMode, target: Any, args: tuple, kwargs: dic
         return _REPLAY
     if any(_odd_strides(v) for v in torch.utils._pytree.tree_leaves(kwargs)):
         return _REPLAY
-    # an elementwise op's replay takes eager's strides where a positional operand is oddly
-    # strided; elsewhere its fake kernel can stride size-1 dims unlike eager (a channels-last
-    # 1x1 map: eager makes it contiguous, the fake kernel keeps it), so none may have one
-    if ops.is_elementwise(target) and not any(_odd_strides(a) for a in args) \
-            and any(1 in t.shape for t in tensors):
-        return _REPLAY
     try:
         out, reals = _run_eager(ops.aten_overload(target), args, kwargs)
     except Exception:  # the replay decides what the op does with these operands
