@@ -145,7 +145,8 @@ def test_attention_block_has_no_more_transposes_and_fewer_cycles(tmp_path, targe
     assert (record["transpose_bytes_before"], record["transpose_bytes_after"]) == (1280, 1280)
     assert record["cost_after"] == record["cost_lower_bound"] and not record["applied"]
     # the rank-5 head split and k's transpose written at rank 3 (Vela splits rank 5 into 13)
-    assert record["vela_forms"] == {"lower_transpose_rank": 2, "concatenate_before_reshapes": 0}
+    assert record["vela_forms"] == {"lower_transpose_rank": 2, "concatenate_before_reshapes": 0,
+                                    "merge_adjacent_sums": 0}
     figures = {"ethos-u55-128": (40006, 32966), "ethos-u85-256": (39417, 14796)}[target]
     assert (stock_vela["cycles_total"], ours_vela["cycles_total"]) == figures
 
@@ -170,14 +171,17 @@ class FeatureFront(nn.Module):
 def test_wav2vec2_front_keeps_its_concatenation_in_place(tmp_path, target):
     """With the plan alone, the group norm's statistics ran with their channels outermost
     ((1, 16, 1, 1)) and the grouped convolution's outputs reached their concatenation through
-    reshapes, which Vela copies: more cycles than stock. Both are written as Vela runs them best."""
+    reshapes, which Vela copies: more cycles than stock. Both are written as Vela runs them best,
+    and the statistics' two sums as one (on U85 most of what is left)."""
     torch.manual_seed(0)
     stock, ours, planned, stock_vela, ours_vela = lower_both(FeatureFront(), (torch.randn(1, 400),), tmp_path, target)
     assert ours.get("TRANSPOSE", 0) == stock.get("TRANSPOSE", 0) == 0
-    assert compute_ops(ours) == compute_ops(stock)
+    # the group norm's statistics: one REDUCE_SUM over the merged dims where stock sums twice
+    assert compute_ops(ours) == compute_ops(stock) | {"REDUCE_SUM": compute_ops(stock)["REDUCE_SUM"] - 1}
     (record,) = planned
-    assert record["vela_forms"] == {"lower_transpose_rank": 0, "concatenate_before_reshapes": 1}
-    figures = {"ethos-u55-128": (76359, 74215), "ethos-u85-256": (72388, 71584)}[target]
+    assert record["vela_forms"] == {"lower_transpose_rank": 0, "concatenate_before_reshapes": 1,
+                                    "merge_adjacent_sums": 1}
+    figures = {"ethos-u55-128": (76359, 69273), "ethos-u85-256": (72388, 31233)}[target]
     assert (stock_vela["cycles_total"], ours_vela["cycles_total"]) == figures
 
 
