@@ -232,10 +232,11 @@ def run_probe(mode: FakeTensorMode, target: Any, args: tuple, kwargs: dict) -> A
 
 
 def _answer_by_eager(mode: FakeTensorMode, target: Any, args: tuple, kwargs: dict) -> Any:
-    tensors = [t for t in torch.utils._pytree.tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+    keyword_leaves = torch.utils._pytree.tree_leaves(kwargs)
+    tensors = [t for t in torch.utils._pytree.tree_leaves(args) + keyword_leaves if isinstance(t, torch.Tensor)]
     if any(t.device.type != "cpu" for t in tensors) or sum(t.numel() for t in tensors) > _EAGER_MAX_ELEMENTS:
         return _REPLAY
-    if any(_odd_strides(v) for v in torch.utils._pytree.tree_leaves(kwargs)):
+    if any(_odd_strides(v) for v in keyword_leaves):
         return _REPLAY
     try:
         out, reals = _run_eager(ops.aten_overload(target), args, kwargs)

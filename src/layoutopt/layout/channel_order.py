@@ -34,6 +34,7 @@ from __future__ import annotations
 import enum
 import functools
 import math
+import operator
 from dataclasses import dataclass, field
 
 import torch
@@ -305,7 +306,7 @@ class ChannelOrderCarrier:
         pieces, offset = [], 0
         readers = {}
         for reader in user.users:
-            if reader.op != "call_function" or reader.target.__name__ != "getitem":
+            if reader.op != "call_function" or reader.target is not operator.getitem:
                 return "split and read whole"
             readers[reader.args[1]] = reader
         for i, part in enumerate(parts):
@@ -365,9 +366,8 @@ class ChannelOrderCarrier:
                 self.record.declined[gather.end.name] = closure.reason
                 continue
             accepted.append(gather)
-            self.axis.update(closure.axes)
-            self.roles.update(closure.roles)
-        self.record.carried = [g.end.name for g in accepted]
+            self.accept(closure)
+        self.record.carried = [g.end.name for g in accepted]  # each once: downstream ones are in the list
         return accepted
 
     # -- where each channel goes next ------------------------------------------------------

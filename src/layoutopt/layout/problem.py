@@ -6,7 +6,7 @@ Modes are found by replaying the op on fake tensors laid out each way, so they s
 eager PyTorch really does (a channels-last conv returns channels-last, a softmax returns
 contiguous, a ``view`` that cannot alias a channels-last input is not a mode at all); where an
 eager run on uninitialised memory gives exactly what the replay would (``run_probe``: vector
-products, batch norm, elementwise ops), that run answers instead.
+products), that run answers instead.
 An operand that is not in the layout a mode needs is converted by an explicit copy, shared
 by all consumers that want that layout; the solver chooses modes and copies together.
 

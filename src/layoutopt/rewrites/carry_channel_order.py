@@ -195,8 +195,11 @@ class CarryChannelOrder(Rule):
         carrier = _AtenCarrier(nodes, edit.view, edit)
         carrier.accept(m.closure)
         carrier.rewrite([m.closure.gather, *m.closure.gathers], nodes)
-        for node in edit.graph.nodes:  # shapes are unchanged; values of re-laid-out readers refreshed
-            if node.op == "call_function" and node in carrier.axis and isinstance(fake_value(node), torch.Tensor):
+        # shapes are unchanged; the values of the carrying values and of every op that reads
+        # them (the weighted sums that absorbed the order included) refreshed, in graph order
+        readers = {user for user, _ in carrier.roles} | set(carrier.axis)
+        for node in edit.graph.nodes:
+            if node in readers and node.op == "call_function" and isinstance(fake_value(node), torch.Tensor):
                 edit.refresh(node)
 
 

@@ -44,7 +44,7 @@ class ShuffleForm(enum.Enum):
     # where the backend stores tensors without strides (ExecuTorch's Arm backend), the shuffle
     # carried as the order its channels are stored in, after quantization, into the weights of
     # the convolutions that read them (executorch/arm_channel_order.py): nothing before then;
-    # with an ATen plan, the channels-last form
+    # with an ATen plan, the same carried there (``carry_channel_order``)
     CHANNEL_ORDER = "channel_order"
     CONV = "conv"  # a 1x1 convolution with a permutation weight
 
