@@ -6,8 +6,9 @@ Per model and target, side by side in one run: nodes; transposes / bytes as expo
 PyTorch's own ``channels_last()`` (module and input converted; the input's conversion charged
 by the NCHW contract), with layoutopt (NCHW I/O) and its lower bound, and with channels-last
 I/O; declined ops; max abs diff; plan and layout mismatches; ``torch.export`` seconds and
-``optimize`` seconds without verification (cold replay cache; the stages before ``verify`` of
-the verified run), and each stage's seconds. Models that fail to build or export are listed
+``optimize`` seconds without verification (cold replay cache), each the median of ``--timings``
+runs with a garbage collection before each (a long sweep otherwise charges one model for the
+collection of the ones before it), and the stages' seconds of the median run. Models that fail to build or export are listed
 with the reason. A second table times a block repeated n and 4n times. The models are in
 ``sweep_models.py``; torchvision and timm are reported as unavailable when they do not import.
 """
@@ -15,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import copy
+import gc
 import json
 import logging
 import math
 import os
+import statistics
 import sys
 import time
 import warnings
@@ -72,12 +75,32 @@ def channels_last(model, inputs, targets):
     return {t: layoutopt.measure_transposes(ep, t) for t in targets}
 
 
-def plan_row(name, kind, ep, inputs, target, export_s, base):
+def median_run(run, timings):
+    """``run()``'s median seconds over ``timings`` calls, each after a garbage collection,
+    and the result of the median call. ``run`` returns ``(seconds, result)``."""
+    results = []
+    for _ in range(timings):
+        gc.collect()
+        results.append(run())
+    results.sort(key=lambda sr: sr[0])
+    return statistics.median(s for s, _ in results), results[(len(results) - 1) // 2][1]
+
+
+def cold_optimize(ep, inputs, target, timings):
+    """``optimize(verify=False)``'s median seconds from a cold replay cache, and that run's report."""
+    def run():
+        forget_replays(ep.graph_module)
+        report = layoutopt.optimize(ep, inputs, target=target, verify=False).report
+        return report.seconds, report
+    return median_run(run, timings)
+
+
+def plan_row(name, kind, ep, inputs, target, export_s, base, timings):
     forget_replays(ep.graph_module)
     r = layoutopt.optimize(ep, inputs, target=target).report
     cl_io = layoutopt.optimize(ep, inputs, target=target, io_layout="channels_last", verify=False).report
-    stages = {s: r.stage_seconds.get(s, 0.0) for s in STAGES}
-    optimize_s = r.seconds - stages["verify"]
+    optimize_s, timed = cold_optimize(ep, inputs, target, timings)
+    stages = {s: timed.stage_seconds.get(s, 0.0) for s in STAGES}
     return {
         "model": name, "kind": kind, "target": target, "nodes": r.nodes,
         "exported_transposes": r.transposes_before, "exported_bytes": r.transpose_bytes_before,
@@ -102,7 +125,13 @@ def warm_up():
     layoutopt.optimize(torch.export.export(model, inputs), inputs, target="cpu")
 
 
-def run_model(name, targets):
+def timed_export(model, inputs):
+    start = time.perf_counter()
+    ep = torch.export.export(model, inputs)
+    return time.perf_counter() - start, ep
+
+
+def run_model(name, targets, timings):
     kind, builder = SWEEP[name]
     try:
         torch.manual_seed(0)
@@ -111,9 +140,7 @@ def run_model(name, targets):
     except Exception as exc:  # noqa: BLE001 - every failure is a row, never a crash
         return [], {"model": name, "kind": kind, "stage": "build", "reason": first_line(exc)}
     try:
-        start = time.perf_counter()
-        ep = torch.export.export(model, inputs)
-        export_s = time.perf_counter() - start
+        export_s, ep = median_run(lambda: timed_export(model, inputs), timings)
     except Exception as exc:  # noqa: BLE001
         return [], {"model": name, "kind": kind, "stage": "export", "reason": first_line(exc)}
     try:
@@ -123,13 +150,13 @@ def run_model(name, targets):
     rows = []
     for target in targets:
         try:
-            rows.append(plan_row(name, kind, ep, inputs, target, export_s, base.get(target)))
+            rows.append(plan_row(name, kind, ep, inputs, target, export_s, base.get(target), timings))
         except Exception as exc:  # noqa: BLE001
             return rows, {"model": name, "kind": kind, "stage": f"optimize ({target})", "reason": first_line(exc)}
     return rows, None
 
 
-def repeat_rows(target):
+def repeat_rows(target, timings):
     rows = []
     for name, make in REPEATS.items():
         seconds, nodes = [], []
@@ -137,8 +164,8 @@ def repeat_rows(target):
             torch.manual_seed(0)
             model, inputs = make(n)()
             ep = torch.export.export(model.eval(), inputs)
-            r = layoutopt.optimize(ep, inputs, target=target, verify=False).report
-            seconds.append(r.seconds)
+            optimize_s, r = cold_optimize(ep, inputs, target, timings)
+            seconds.append(optimize_s)
             nodes.append(r.nodes)
         rows.append({"model": name, "target": target, "nodes": nodes, "seconds": seconds,
                      "time_ratio": seconds[1] / seconds[0], "node_ratio": nodes[1] / nodes[0]})
@@ -218,6 +245,7 @@ def main():
     p.add_argument("--models", default=",".join(SWEEP), help="comma-separated, from: " + ", ".join(SWEEP))
     p.add_argument("--targets", default="cortex-m,cpu")
     p.add_argument("--no-repeats", action="store_true", help="skip the repeated-block timing")
+    p.add_argument("--timings", type=int, default=3, help="timed runs per export and optimize (median)")
     p.add_argument("--no-replay-cache", action="store_true", help="replay every op probe (for comparison)")
     p.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "out", "sweep.json"))
     args = p.parse_args()
@@ -236,14 +264,14 @@ def main():
     rows, failures = [], []
     names = args.models.split(",")
     for i, name in enumerate(names, 1):
-        got, failure = run_model(name, targets)
+        got, failure = run_model(name, targets, args.timings)
         rows += got
         if failure:
             failures.append(failure)
         done = "; ".join(f"{r['target']} {r['exported_transposes']} -> {r['layoutopt_transposes']}, "
                          f"{r['ratio']:.2f}x export" for r in got)
         console.print(f"[{i}/{len(names)}] {name}: {done}{'; failed: ' + failure['reason'] if failure else ''}")
-    repeats = [] if args.no_repeats else repeat_rows(targets[0])
+    repeats = [] if args.no_repeats else repeat_rows(targets[0], args.timings)
     summ = summary(rows, failures, repeats)
     for table in tables(rows, failures, repeats, notes, summ):
         console.print(table)

@@ -1,7 +1,7 @@
-"""The problem builder's shortcuts change no problem: the eager screen of a view's source
-layouts, the stop once a source holds its labels, one replay per copy of a shape into a dim
-order, and probes eager answers build the problem the full search builds. Eager
-answers carry the metadata a fake replay gives. Replay keys keep what a replay reads; eager
+"""The problem builder's shortcuts change no problem: the meta-kernel screen of a view's
+source layouts, the stop once a source holds its labels, one replay per copy of a shape into
+a dim order, probes eager answers and views replayed by their meta kernel build the problem
+the full search builds. Eager answers carry the metadata a fake replay gives. Replay keys keep what a replay reads; eager
 stride probes leave the caller's thread count as it was."""
 import copy
 
@@ -43,11 +43,16 @@ def _replayed_probes(builder):
     builder.setattr(problem_module, "run_probe", problem_module.run_fake)
 
 
+def _views_through_fake_dispatch(builder):
+    builder.setattr(propagate, "_META_KERNELS", propagate.contextvars.ContextVar("off", default=False))
+
+
 def _full_search(builder):
     builder.setattr(problem_module._Builder, "_may_free_view", lambda self, *args: True)
     builder.setattr(problem_module._Builder, "_saturated", lambda self, info: False)
     _replayed_copies(builder)
     _replayed_probes(builder)
+    _views_through_fake_dispatch(builder)
 
 
 @pytest.mark.parametrize("name", ["attention_block", "shufflenet_nano", "convnext_nano"])
@@ -59,7 +64,7 @@ def test_shortcuts_build_the_problem_the_full_search_builds(name, monkeypatch):
     assert fast == full
 
 
-@pytest.mark.parametrize("without", [_replayed_probes])
+@pytest.mark.parametrize("without", [_replayed_probes, _views_through_fake_dispatch])
 @pytest.mark.parametrize("name", ["attention_block", "convnext_nano"])
 def test_each_eager_shortcut_builds_the_problem_its_replays_build(name, without, monkeypatch):
     fast = _summary(_problem(name, "cortex-m"))

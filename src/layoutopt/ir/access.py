@@ -31,6 +31,25 @@ def copy_provenance(source: Node, node: Node) -> None:
                 list(value) if isinstance(value, list) else value)
 
 
+def leaves(value: Any) -> list:
+    """The leaves of the tuples, lists and dicts op arguments are made of: a walk over those
+    few container types, in place of a general tree flatten, for calls made per replay."""
+    if isinstance(value, (tuple, list)):
+        return [leaf for v in value for leaf in leaves(v)]
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in leaves(v)]
+    return [value]
+
+
+def map_leaves(value: Any, fn) -> Any:
+    """``value`` with ``fn`` applied to each leaf (``leaves``), its containers rebuilt."""
+    if isinstance(value, (tuple, list)):
+        return type(value)(map_leaves(v, fn) for v in value)
+    if isinstance(value, dict):
+        return {k: map_leaves(v, fn) for k, v in value.items()}
+    return fn(value)
+
+
 def is_tensor(value: Any) -> bool:
     return isinstance(value, torch.Tensor)
 

@@ -303,13 +303,31 @@ FAKE_STRIDES_DIFFER = frozenset({aten.scaled_dot_product_attention.default, aten
 _EAGER_ANSWERED = _packets("linear", "addmm", "mm", "bmm", "matmul", "baddbmm", "scaled_dot_product_attention")
 
 
+# Of those, the ones whose eager strides a run on meta tensors states: the CPU kernels they
+# reach (mm, bmm, addmm, baddbmm) are structured, so CPU and meta share the function that sets
+# their output's strides, and the composites above them (linear, matmul) run the same code on
+# either device. Not CPU attention, which picks a kernel of its own (``FAKE_STRIDES_DIFFER``).
+_META_ANSWERED = _EAGER_ANSWERED - _packets("scaled_dot_product_attention")
+
+
+def _functional_aten(target: Any) -> Any:
+    op = aten_overload(target)
+    if not isinstance(op, torch._ops.OpOverload) or op.namespace != "aten" or op._schema.is_mutable:
+        return None
+    return op
+
+
 def eager_answers(target: Any) -> bool:
     """Whether a replay of ``target`` may be answered by an eager run (``_EAGER_ANSWERED``);
     never for an op that writes into an argument."""
-    op = aten_overload(target)
-    if not isinstance(op, torch._ops.OpOverload) or op.namespace != "aten" or op._schema.is_mutable:
-        return False
-    return op.overloadpacket in _EAGER_ANSWERED
+    op = _functional_aten(target)
+    return op is not None and op.overloadpacket in _EAGER_ANSWERED
+
+
+def meta_answers(target: Any) -> bool:
+    """Whether that eager run may be made on meta tensors (``_META_ANSWERED``)."""
+    op = _functional_aten(target)
+    return op is not None and op.overloadpacket in _META_ANSWERED
 
 
 # -- the graph ExecuTorch's Arm backend lowers to TOSA ---------------------------------------

@@ -18,7 +18,8 @@ from torch.fx.node import map_arg
 from ..errors import UnsupportedError
 from .perm import order_of, strides_for
 from . import ops
-from .access import fake_value
+from .access import fake_value, leaves, map_leaves
+from .meta_kernel import fresh_fake, replays_by_meta_kernel, run_meta_kernel
 
 
 def fake_mode_of(gm: GraphModule) -> FakeTensorMode:
@@ -28,6 +29,7 @@ def fake_mode_of(gm: GraphModule) -> FakeTensorMode:
 
 
 _CACHING = contextvars.ContextVar("layoutopt_replay_cache", default=True)
+_META_KERNELS = contextvars.ContextVar("layoutopt_meta_kernels", default=True)
 _MISS = object()
 
 
@@ -46,6 +48,17 @@ def replay_cache(enabled: bool) -> Iterator[None]:
         yield
     finally:
         _CACHING.reset(token)
+
+
+@contextlib.contextmanager
+def meta_kernel_replays(enabled: bool) -> Iterator[None]:
+    """Turn replays by meta kernel alone (``meta_kernel``) on or off within the block (on by
+    default); off, every replay goes through fake mode's dispatch."""
+    token = _META_KERNELS.set(enabled)
+    try:
+        yield
+    finally:
+        _META_KERNELS.reset(token)
 
 
 def _replays_of(mode: FakeTensorMode) -> dict:
@@ -151,15 +164,39 @@ def _run_fake(mode: FakeTensorMode, target: Any, args: tuple, kwargs: dict) -> A
     the few ops whose fake kernel predicts other output strides than the CPU kernel gives, and
     elementwise ops reading a tensor whose size-1 dims have strides no dense layout gives them
     (eager keeps such strides, a fake kernel makes them dense).
+
+    Views run their meta kernel alone (``meta_kernel``): it gives eager's strides directly.
     """
-    with mode:
-        out = target(*args, **kwargs)
+    op = ops.aten_overload(target)
+    by_kernel = _META_KERNELS.get() and replays_by_meta_kernel(op) and _plain_fakes(mode, (args, kwargs))
+    if by_kernel:
+        out = run_meta_kernel(mode, op, args, kwargs)
+    else:
+        with mode:
+            out = target(*args, **kwargs)
     if ops.family(target) is ops.Family.VIEW:
+        if by_kernel:
+            return out
         out = _with_eager_strides(mode, target, args, kwargs, out, view=True)
     elif ops.aten_overload(target) in ops.FAKE_STRIDES_DIFFER or (
             ops.is_elementwise(target) and any(_odd_strides(a) for a in args)):
         out = _with_eager_strides(mode, target, args, kwargs, out, view=False)
     return out
+
+
+def _plain_fakes(mode: FakeTensorMode, tree: Any) -> bool:
+    """Every tensor in ``tree`` a fake tensor of ``mode`` with static sizes and no constant
+    value, and no symbolic scalar beside them: what a meta kernel alone replays as fake mode
+    does (fake mode converts real tensors, computes on constants and reasons on symbols)."""
+    for leaf in leaves(tree):
+        if isinstance(leaf, _SYMBOLIC):
+            return False
+        if isinstance(leaf, torch.Tensor):
+            if not mode.is_our_fake(leaf) or leaf.constant is not None:
+                return False
+            if any(isinstance(d, torch.SymInt) for d in leaf.shape):
+                return False
+    return True
 
 
 def _odd_strides(value: Any) -> bool:
@@ -170,9 +207,9 @@ def _odd_strides(value: Any) -> bool:
     return stride != strides_for(shape, order_of(shape, stride))
 
 
-def _real_like(t: torch.Tensor) -> torch.Tensor:
+def _real_like(t: torch.Tensor, device: str = "cpu") -> torch.Tensor:
     extent = t.storage_offset() + sum((s - 1) * st for s, st in zip(t.shape, t.stride())) + 1
-    base = torch.empty(max(extent, 1), dtype=t.dtype)
+    base = torch.empty(max(extent, 1), dtype=t.dtype, device=device)
     return base.as_strided(tuple(t.shape), tuple(t.stride()), t.storage_offset())
 
 
@@ -183,19 +220,20 @@ def run_eager(target: Any, args: tuple, kwargs: dict) -> Any:
     return _run_eager(target, args, kwargs)[0]
 
 
-def _run_eager(target: Any, args: tuple, kwargs: dict) -> tuple[Any, list[torch.Tensor]]:
-    """``run_eager``'s result and the real tensors it ran on."""
+def _run_eager(target: Any, args: tuple, kwargs: dict, device: str = "cpu") -> tuple[Any, list[torch.Tensor]]:
+    """``run_eager``'s result and the tensors it ran on: real ones, or meta tensors where
+    ``device`` is ``"meta"`` (strides only, nothing allocated or computed)."""
     real = {}
 
     def to_real(v: Any) -> Any:
         if isinstance(v, torch.Tensor):
             if id(v) not in real:
-                real[id(v)] = _real_like(v)
+                real[id(v)] = _real_like(v, device)
             return real[id(v)]
         return v
 
-    rargs = torch.utils._pytree.tree_map(to_real, args)
-    rkwargs = torch.utils._pytree.tree_map(to_real, kwargs)
+    rargs = map_leaves(args, to_real)
+    rkwargs = map_leaves(kwargs, to_real)
     with _one_thread():
         return target(*rargs, **rkwargs), list(real.values())
 
@@ -211,9 +249,11 @@ def run_probe(mode: FakeTensorMode, target: Any, args: tuple, kwargs: dict) -> A
     """What ``run_fake`` gives, for a caller that reads only the result's metadata (shape,
     strides, dtype, a fresh dense storage), answered by eager where eager states it exactly
     (``ops.eager_answers``): ``target`` run on real, uninitialised tensors laid out like the
-    fake ones, and a fake tensor made with its result's shape, strides and dtype. A fake
-    replay where eager raises, where its result is not one fresh dense tensor, where an operand
-    is not a CPU tensor or carries a constant, or past ``_EAGER_MAX_ELEMENTS``.
+    fake ones (past ``_EAGER_MAX_ELEMENTS``, on meta tensors where those state eager's strides,
+    ``ops.meta_answers``), and a fake tensor made with its result's shape, strides and dtype.
+    A fake replay where eager raises, where its result is not one fresh dense tensor, where an
+    operand is not a CPU tensor or carries a constant, or past ``_EAGER_MAX_ELEMENTS`` where
+    meta tensors do not state eager's strides.
 
     The tensor made does not require grad where a replay's would: no probe reads that, and a
     probe's result never becomes a node's ``meta["val"]``. Cached like ``run_fake``, apart
@@ -232,20 +272,23 @@ def run_probe(mode: FakeTensorMode, target: Any, args: tuple, kwargs: dict) -> A
 
 
 def _answer_by_eager(mode: FakeTensorMode, target: Any, args: tuple, kwargs: dict) -> Any:
-    keyword_leaves = torch.utils._pytree.tree_leaves(kwargs)
-    tensors = [t for t in torch.utils._pytree.tree_leaves(args) + keyword_leaves if isinstance(t, torch.Tensor)]
-    if any(t.device.type != "cpu" for t in tensors) or sum(t.numel() for t in tensors) > _EAGER_MAX_ELEMENTS:
+    keyword_leaves = leaves(kwargs)
+    tensors = [t for t in leaves(args) + keyword_leaves if isinstance(t, torch.Tensor)]
+    if any(t.device.type != "cpu" for t in tensors):
+        return _REPLAY
+    # a real kernel on small operands, meta tensors past them where those state eager's strides
+    on_meta = sum(t.numel() for t in tensors) > _EAGER_MAX_ELEMENTS
+    if on_meta and not ops.meta_answers(target):
         return _REPLAY
     if any(_odd_strides(v) for v in keyword_leaves):
         return _REPLAY
     try:
-        out, reals = _run_eager(ops.aten_overload(target), args, kwargs)
+        out, reals = _run_eager(ops.aten_overload(target), args, kwargs, "meta" if on_meta else "cpu")
     except Exception:  # the replay decides what the op does with these operands
         return _REPLAY
     if type(out) is not torch.Tensor or not _fresh_dense(out, reals):
         return _REPLAY
-    with mode:
-        return torch.empty_strided(tuple(out.shape), tuple(out.stride()), dtype=out.dtype)
+    return fresh_fake(mode, tuple(out.shape), tuple(out.stride()), out.dtype, tensors[0].device)
 
 
 def _fresh_dense(out: torch.Tensor, inputs: list[torch.Tensor]) -> bool:
@@ -257,7 +300,7 @@ def _fresh_dense(out: torch.Tensor, inputs: list[torch.Tensor]) -> bool:
     storage = out.untyped_storage()
     if storage.nbytes() != extent * out.element_size():
         return False
-    return all(t.untyped_storage().data_ptr() != storage.data_ptr() for t in inputs)
+    return all(t.untyped_storage()._cdata != storage._cdata for t in inputs)
 
 
 @contextlib.contextmanager

@@ -39,7 +39,7 @@ from torch.fx.node import map_arg
 from ..ir import ops
 from ..ir.access import (Role, fake_value, input_placeholders, is_tensor, role_of, static_shape, tensor_order,
                          user_input_nodes)
-from ..ir.propagate import fake_mode_of, run_eager, run_fake, run_probe
+from ..ir.propagate import fake_mode_of, run_fake, run_probe
 from ..targets import Target
 from ..ir.perm import Order, channels_last_order, distinct_layouts, identity_order, layout_key, order_of, strides_for
 from .conversion import conversion_call, is_edge
@@ -357,14 +357,16 @@ class _Builder:
     def _may_free_view(self, node: Node, operand: Node, strides: tuple[int, ...], dtype: torch.dtype,
                        wanted: set) -> bool:
         """False when the view of a source with ``strides`` cannot come out in a ``wanted``
-        layout, decided by eager alone (a real view of uninitialised memory, microseconds
-        against a fake replay's milliseconds). A replay of a view returns eager's strides
-        whenever eager runs it, so a view eager runs into an unwanted layout (or into several
-        tensors) is never offered; where eager raises, or comes out wanted, the replay decides."""
+        layout, decided by the view's kernel alone on a meta tensor (a microsecond against a
+        fake replay's hundreds). A view's meta kernel gives eager's strides and so does its
+        replay (``ir.meta_kernel``), so a view that comes out in an unwanted layout (or as
+        several tensors) is never offered; where the kernel raises (another tensor operand,
+        say), or comes out wanted, the replay decides."""
         source = fake_value(operand)
-        real = torch.empty_strided(tuple(source.shape), strides, dtype=dtype)
+        meta = torch.empty_strided(tuple(source.shape), strides, dtype=dtype, device="meta")
+        args, kwargs = _substitute(node, {operand: meta})
         try:
-            eager = run_eager(node.target, *_substitute(node, {operand: real}))
+            eager = node.target(*args, **kwargs)
         except Exception:
             return True
         if not isinstance(eager, torch.Tensor):
