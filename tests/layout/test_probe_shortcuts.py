@@ -1,8 +1,8 @@
 """The problem builder's shortcuts change no problem: the meta-kernel screen of a view's
 source layouts, the stop once a source holds its labels, one replay per copy of a shape into
 a dim order, probes eager answers and views replayed by their meta kernel build the problem
-the full search builds. Eager answers carry the metadata a fake replay gives. Replay keys keep what a replay reads; eager
-stride probes leave the caller's thread count as it was."""
+the full search builds. Eager answers carry the metadata a fake replay gives. Replay keys
+keep what a replay reads; eager stride probes leave the caller's thread count as it was."""
 import copy
 
 import pytest
