@@ -133,3 +133,36 @@ def test_a_found_form_is_exact_on_random_data(chain):
     else:
         got = x.reshape(s) if r is None else x.reshape(s).permute(r.dims)
     assert torch.equal(got, want)
+
+
+class ChainBesideItsSource(nn.Module):
+    """The graph fuzzing found: the chain's result is read twice, its source once more; the
+    chain's reshape copies, and so would the fused form's, into another order."""
+
+    def forward(self, x):
+        y = x.permute(0, 2, 1, 3).reshape(8, 4, 6).permute(1, 0, 2)
+        out = torch.relu(y).permute(1, 0, 2)
+        torch.relu(x), torch.relu(y)  # read and dropped, as the fuzzed graph did
+        return out
+
+
+CORTEX_M = get_target("cortex-m")
+
+
+def test_a_planned_target_keeps_a_chain_whose_fused_form_costs_as_much_in_another_order():
+    inputs = (torch.randn(2, 4, 4, 6),)
+    assert_rewrite(ChainBesideItsSource(), inputs, FusePermuteReshapePermute(CORTEX_M, planned=True),
+                   before={PERMUTE: 3, RESHAPE: 1, "aten.relu.default": 3},
+                   reason="the single-permute form moves no fewer bytes and lays the result out in another order")
+    # unplanned, where a backend executes each permute, one permute fewer is the gain
+    assert_rewrite(ChainBesideItsSource(), inputs, FusePermuteReshapePermute(XNNPACK),
+                   before={PERMUTE: 3, RESHAPE: 1}, after={PERMUTE: 2, RESHAPE: 1}, applied=1)
+    # fused, the plan moved 384 bytes where the exported graph moves 192 (one int8 copy)
+    r = check_plan(ChainBesideItsSource(), inputs, target="cortex-m", exact=True)
+    assert r.report.transpose_bytes_after == r.report.transpose_bytes_before == 2 * 4 * 4 * 6
+    assert RULE not in r.report.rewrites
+
+
+def test_a_planned_target_fuses_a_chain_whose_fused_form_costs_no_more_in_the_same_order():
+    assert_rewrite(Chain((1, 0), (3, 4), (1, 0)), (torch.randn(4, 3),), FusePermuteReshapePermute(CORTEX_M, planned=True),
+                   before={PERMUTE: 2, RESHAPE: 1}, after={PERMUTE: 0, RESHAPE: 1}, applied=1)

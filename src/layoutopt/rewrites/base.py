@@ -24,7 +24,7 @@ from torch.fx import Node
 from ..errors import InternalError
 from ..ir import ops
 from ..ir.access import Role, constant_value, copy_provenance, input_placeholders, role_of
-from ..ir.propagate import fake_mode_of, refresh_meta, replay
+from ..ir.propagate import fake_mode_of, refresh_meta, replay, run_fake
 from ..layout.conversion import is_edge
 from ..targets import Target
 
@@ -52,6 +52,12 @@ class GraphView:
         self._ep = ep
         self.edge = is_edge(ep)  # views are ``*_copy`` ops: copies unless dim orders line up
         self._constants = {n.name: spec for spec, n in input_placeholders(ep) if role_of(spec) is Role.CONSTANT}
+        self._mode = fake_mode_of(ep.graph_module)
+
+    def replay(self, target: Any, args: tuple, kwargs: dict | None = None) -> Any:
+        """``target`` on the fake values in ``args``: what an op a rewrite would build gives,
+        its strides included, without building it."""
+        return run_fake(self._mode, target, args, kwargs or {})
 
     def constant(self, node: Any) -> torch.Tensor | None:
         """The tensor behind a parameter, buffer or lifted constant placeholder, else None."""

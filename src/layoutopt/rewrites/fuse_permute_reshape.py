@@ -13,8 +13,15 @@ On a target whose convolutions run channels-last, a rank-4 permute that only res
 NCHW <-> NHWC is free on the data it reads (it is how NHWC data is seen in NCHW terms), so a
 chain that starts or ends with one is left alone: fusing it would tie the data to NCHW.
 
+Where layoutopt's plan follows, views are free and the fused form must pay for itself: where
+it moves no fewer bytes than the chain (a reshape that copies in both) and lays its result
+out in another dim order, it is declined. The chain's copy writes the order its last permute
+reads; the fused form's copy writes another, which the plan may not get back (the planner's
+copies write contiguous and channels-last orders).
+
 Declined: inner tensors another op also reads, chains with no single-permute form, chains
-whose NCHW <-> NHWC permute is free on the target.
+whose NCHW <-> NHWC permute is free on the target, fused forms that cost a plan as much and
+lay their result out otherwise.
 """
 from __future__ import annotations
 
@@ -23,10 +30,12 @@ from dataclasses import dataclass
 
 import torch
 from torch.fx import Node
+from torch.fx.node import map_arg
 
 from ..ir import ops
 from ..ir.access import as_perm, fake_value
 from ..ir.perm import Perm
+from ..layout.cost import key_of, op_charges
 from ..targets import Target
 from .base import GraphEdit, GraphView, Match, Reject, Rule
 
@@ -65,13 +74,14 @@ class FusePermuteReshapePermute(Rule):
     name = "fuse_permute_reshape_permute"
     anchors = ops.PERMUTE_PACKETS
 
-    def __init__(self, target: Target):
+    def __init__(self, target: Target, planned: bool = False):
         self.free_restatements = ops.Family.CONV in target.channels_last
         self.target = target
+        self.planned = planned
 
     @classmethod
     def for_target(cls, target: Target, planned: bool) -> Rule | None:
-        return cls(target)
+        return cls(target, planned)
 
     def match(self, node: Node, view: GraphView) -> Match | Reject | None:
         q = as_perm(node)
@@ -96,17 +106,43 @@ class FusePermuteReshapePermute(Rule):
         form = single_permute_form(tuple(int(d) for d in src.shape), p, tuple(int(d) for d in mid.shape), q)
         if form is None:
             return self.reject(node, "no single permute moves the elements as the chain does")
+        if self.planned and self._costs_layout(view, src, form, (*chain, node)):
+            return self.reject(node, "the single-permute form moves no fewer bytes and lays the result out in "
+                               "another order")
         return PermuteReshapeMatch(node, x, form, chain)
 
+    def _costs_layout(self, view: GraphView, src, form: tuple, chain: tuple[Node, ...]) -> bool:
+        """The fused form moves no fewer bytes than ``chain`` and gives its result another layout."""
+        moved, out = self._fused_cost(view, src, form)
+        return moved >= self._chain_cost(chain) and key_of(out) != key_of(fake_value(chain[-1]))
+
+    def _chain_cost(self, nodes: tuple[Node, ...]) -> int:
+        """Bytes the chain's ops move as they stand."""
+        return sum(c.bytes for n in nodes for c in op_charges(
+            n.name, n.target, map_arg(n.args, fake_value), map_arg(n.kwargs, fake_value), fake_value(n), self.target))
+
+    def _fused_cost(self, view: GraphView, src, form: tuple):
+        """Bytes the single-permute form would move on ``src``, and its result."""
+        value, moved = src, 0
+        for op, rest in _steps(form):
+            out = view.replay(op, (value, rest))
+            moved += sum(c.bytes for c in op_charges("fused", op, (value, rest), {}, out, self.target))
+            value = out
+        return moved, value
+
     def rewrite(self, edit: GraphEdit, m: PermuteReshapeMatch) -> None:
-        order, r, shape = m.form
-        node, x = m.node, m.x
-        if order == "permute_first":
-            permuted = edit.call(aten.permute.default, (x, list(r.dims)), like=node)
-            result = edit.call(aten.reshape.default, (permuted, list(shape)), like=node)
-        else:
-            result = edit.call(aten.reshape.default, (x, list(shape)), like=node)
-            if r is not None:
-                result = edit.call(aten.permute.default, (result, list(r.dims)), like=node)
+        node, result = m.node, m.x
+        for op, rest in _steps(m.form):
+            result = edit.call(op, (result, rest), like=node)
         edit.replace(node, result)
         edit.erase_if_dead(*reversed(m.chain))
+
+
+def _steps(form: tuple) -> list[tuple]:
+    """The single-permute form's ops, first to last: ``(op, argument after the tensor)``."""
+    order, r, shape = form
+    reshape = (aten.reshape.default, list(shape))
+    if r is None:
+        return [reshape]
+    permute = (aten.permute.default, list(r.dims))
+    return [permute, reshape] if order == "permute_first" else [reshape, permute]
