@@ -57,8 +57,8 @@ def _step(draw, shapes: list[Shape]) -> tuple[Step, Shape] | None:
     if r in (3, 4, 5):
         kinds += ["conv"] * 4 + ["flatten_spatial", "flatten_all"]
     if r == 4:
-        kinds += ["pool", "pool", "shuffle", "group_norm", "upsample", "channel_linear", "channel_linear",
-                  "squeeze_excite", "head"]
+        kinds += ["pool", "pool", "shuffle", "shuffle_conv", "shuffle_conv", "group_norm", "upsample",
+                  "channel_linear", "channel_linear", "squeeze_excite", "head"]
     if r >= 2:
         kinds += ["linear", "linear", "layer_norm", "matmul", "transpose", "reshape_split", "reshape_merge"]
     if r >= 3:
@@ -152,6 +152,11 @@ def _step(draw, shapes: list[Shape]) -> tuple[Step, Shape] | None:
         if s[1] % 2:
             return None
         return Step("shuffle", (i,), (2,)), s
+    if kind == "shuffle_conv":  # a shuffle read only by a conv: the order a weight can absorb
+        if s[1] % 2:
+            return None
+        cout = draw(st.sampled_from([s[1], 4, 8]))
+        return Step("shuffle_conv", (i,), (cout, draw(st.sampled_from([1, 3])))), (s[0], cout, s[2], s[3])
     if kind == "group_norm":
         if s[1] % 2:
             return None
@@ -269,6 +274,9 @@ class FuzzNet(nn.Module):
             cout, k, _, _, _, groups = step.args
             cin = s[1] // groups
             return [(cout, cin) + (k,) * (len(s) - 2), (cout,)]
+        if step.op == "shuffle_conv":
+            cout, k = step.args
+            return [(cout, s[1], k, k), (cout,)]
         if step.op == "bias":
             return [(s[1],) + (1,) * (len(s) - 2)] if step.args[0] == "channel" else [(s[-1],)]
         if step.op == "linear":
@@ -348,6 +356,12 @@ class FuzzNet(nn.Module):
             n, c, h, w = x.shape
             g = a[0]
             return x.reshape(n, g, c // g, h, w).transpose(1, 2).reshape(n, c, h, w)
+        if op == "shuffle_conv":
+            n, c, h, w = x.shape
+            y = x.reshape(n, 2, c // 2, h, w).transpose(1, 2).reshape(n, c, h, w)
+            y = _qdq(y) if self.spec.quantize else y
+            z = F.conv2d(y, p[at], p[at + 1], 1, a[1] // 2)
+            return _qdq(z) if self.spec.quantize else z
         if op == "group_norm":
             return F.group_norm(x, a[0])
         if op == "flatten_spatial":
