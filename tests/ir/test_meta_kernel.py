@@ -1,6 +1,7 @@
 """Replays by meta kernel alone: a view's meta kernel gives the strides of the eager-corrected
-fake replay (and of eager itself) and aliases its source as that replay does; vector products
-on meta tensors give eager's strides; only views take the path."""
+fake replay (and of eager itself) and aliases its source as that replay does, a clone's gives
+the replay's and eager's strides in every memory format; vector products on meta tensors give
+eager's strides; only views and clones take the path."""
 import itertools
 
 import pytest
@@ -75,9 +76,32 @@ def test_a_views_meta_kernel_gives_the_corrected_replays_metadata(shape, data):
         assert shares[0] == shares[1], (op, shape, order)  # a reshape that cannot view copies
 
 
-def test_only_views_are_replayed_by_their_meta_kernel():
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(shape=shapes, data=st.data())
+@example(shape=(1, 4, 1, 1), data=None)
+@example(shape=(2, 1, 3, 1, 2), data=None)
+def test_a_clones_meta_kernel_gives_the_replays_and_eagers_strides(shape, data):
+    mode = _mode()
+    orders = list(itertools.permutations(range(len(shape))))
+    order = orders[-1] if data is None else data.draw(st.sampled_from(orders))
+    with mode:
+        x = torch.empty_strided(shape, strides_for(shape, order))
+    formats = [torch.contiguous_format, torch.preserve_format]
+    formats += {4: [torch.channels_last], 5: [torch.channels_last_3d]}.get(len(shape), [])
+    assert replays_by_meta_kernel(aten.clone.default)
+    for memory_format in formats:
+        kwargs = {"memory_format": memory_format}
+        with meta_kernel_replays(False):
+            replay = propagate._run_fake(mode, aten.clone.default, (x,), kwargs)
+        kernel = run_meta_kernel(mode, aten.clone.default, (x,), kwargs)
+        eager = torch.empty_strided(shape, strides_for(shape, order)).clone(**kwargs)
+        assert _meta(kernel) == _meta(replay) and kernel.stride() == eager.stride(), (shape, order, memory_format)
+        assert kernel.untyped_storage()._cdata != x.untyped_storage()._cdata
+
+
+def test_only_views_and_clones_are_replayed_by_their_meta_kernel():
     assert replays_by_meta_kernel(aten.permute.default) and replays_by_meta_kernel(aten.reshape.default)
-    for op in (aten.add.Tensor, aten.conv2d.default, aten.clone.default, aten.batch_norm.default,
+    for op in (aten.add.Tensor, aten.conv2d.default, aten.contiguous.default, aten.batch_norm.default,
                aten.add_.Tensor, aten.relu_.default, aten.scaled_dot_product_attention.default):
         assert not replays_by_meta_kernel(op), op
     assert not replays_by_meta_kernel(torch.empty_strided)
@@ -130,3 +154,27 @@ def test_vector_products_on_meta_tensors_give_eagers_strides(batch, m, k, n, fli
     outs = [target(operand(a_shape, flip_a, d), operand(b_shape, flip_b, d)) for d in ("cpu", "meta")]
     assert outs[0].shape == outs[1].shape and outs[0].stride() == outs[1].stride()
     assert not ops.meta_answers(aten.scaled_dot_product_attention.default)
+
+
+def test_a_replay_that_records_autograd_history_goes_through_fake_dispatch():
+    """With grad on, a view of a tensor that requires grad is a non-leaf that an in-place op
+    takes (a wrapped kernel result would be a leaf refusing it); without grad (as the problem
+    builder runs) views and clones take the meta kernel, with the replay's metadata and grad
+    flag, and in-place ops take their results."""
+    mode = _mode()
+    with mode:
+        leaf = torch.empty(2, 3, 4, requires_grad=True)
+    y = propagate._run_fake(mode, aten.mul.Tensor, (leaf, 2.0), {})
+    with torch.enable_grad():
+        assert not propagate._plain_fakes(mode, ((y, [2, 0, 1]), {}))
+        view = propagate._run_fake(mode, aten.permute.default, (y, [2, 0, 1]), {})
+        assert view.requires_grad and view.grad_fn is not None
+        propagate._run_fake(mode, aten.relu_.default, (view,), {})
+    with torch.no_grad():
+        assert propagate._plain_fakes(mode, ((y, [2, 0, 1]), {}))
+        for op, rest in ((aten.permute.default, ([2, 0, 1],)), (aten.clone.default, ())):
+            kernel = propagate._run_fake(mode, op, (y, *rest), {})
+            with meta_kernel_replays(False):
+                replay = propagate._run_fake(mode, op, (y, *rest), {})
+            assert (_meta(kernel), kernel.requires_grad) == (_meta(replay), replay.requires_grad)
+            propagate._run_fake(mode, aten.relu_.default, (kernel,), {})

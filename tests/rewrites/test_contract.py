@@ -98,7 +98,7 @@ def test_matches_are_frozen_dataclasses_and_rules_read_a_view():
         assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen, cls.__name__
     for rule in RULES:
         assert "view" in rule.match.__code__.co_varnames[:3], rule.__name__
-    assert not [name for name in vars(GraphView) if not name.startswith("_") and name != "constant"]
+    assert not [name for name in vars(GraphView) if not name.startswith("_") and name not in ("constant", "replay")]
 
 
 class _Relu(nn.Module):

@@ -1,13 +1,16 @@
-"""Replaying a view by its meta kernel alone: the fake replay without fake mode's dispatch.
+"""Replaying views and clones by their meta kernel alone: the fake replay without fake mode's
+dispatch.
 
 A fake tensor mode checks, keys and wraps every call, and it cannot cache a view (its result
 aliases its input), so each fake replay of a view costs a full dispatch, and an eager run
 besides to correct the strides fake mode gives size-1 dims (``propagate._run_fake``). A view's
 kernel only restrides its source and computes those strides the same way on every device, so
 its meta kernel, run on the fake tensors as fake mode runs kernels, gives the strides an eager
-CPU run gives, aliasing its source as fake mode's result does: the law
-``run_meta_kernel(mode, op, a, k)`` has the metadata of the eager-corrected fake replay of
-``op(*a, **k)`` wherever ``replays_by_meta_kernel(op)`` holds.
+CPU run gives, aliasing its source as fake mode's result does. A clone allocates its result
+like its source in the memory format asked for, by the same code on every device, and fills
+it: its meta kernel gives eager's strides too (the planner's copies into a dim order are
+clones). The law: ``run_meta_kernel(mode, op, a, k)`` has the metadata of the eager-corrected
+fake replay of ``op(*a, **k)``, and of eager, wherever ``replays_by_meta_kernel(op)`` holds.
 
 Fresh tensors are made the way fake mode wraps a kernel's result (``fresh_fake``).
 """
@@ -26,11 +29,11 @@ from .access import leaves
 
 @functools.cache
 def replays_by_meta_kernel(op: Any) -> bool:
-    """An ATen view op with a meta kernel (module docstring); never one that writes into an
-    argument."""
+    """An ATen view op or a clone, with a meta kernel (module docstring); never an op that
+    writes into an argument."""
     if not isinstance(op, torch._ops.OpOverload) or op.namespace != "aten" or op._schema.is_mutable:
         return False
-    return ops.family(op) is ops.Family.VIEW and has_meta(op)
+    return (ops.family(op) is ops.Family.VIEW or op is ops.CLONE) and has_meta(op)
 
 
 def run_meta_kernel(mode: FakeTensorMode, op: torch._ops.OpOverload, args: tuple, kwargs: dict) -> Any:

@@ -81,9 +81,9 @@ def _tensor_key(t: torch.Tensor, first: int) -> tuple:
 
 
 def _replay_key(target: Any, args: tuple, kwargs: dict) -> tuple | None:
-    """Everything a replay reads: the op, each tensor's metadata (shape, strides, offset,
-    storage size, dtype, device; which arguments are one tensor) and every other argument by
-    type and value. None where the result could depend on more: ops that mutate an argument
+    """Everything a replay reads: the op, grad mode, each tensor's metadata (shape, strides,
+    offset, storage size, dtype, device; which arguments are one tensor) and every other
+    argument by type and value. None where the result could depend on more: ops that mutate an argument
     (their result is that argument), symbolic sizes, fake tensors that carry constant values."""
     overload = ops.aten_overload(target)
     if isinstance(overload, torch._ops.OpOverload):
@@ -91,7 +91,7 @@ def _replay_key(target: Any, args: tuple, kwargs: dict) -> tuple | None:
             return None
     elif target is not torch.empty_strided:
         return None
-    parts: list[Any] = [target]
+    parts: list[Any] = [target, torch.is_grad_enabled()]  # whether a result records autograd history
     if not _key_parts((args, kwargs), parts, {}):
         return None
     key = tuple(parts)
@@ -165,7 +165,8 @@ def _run_fake(mode: FakeTensorMode, target: Any, args: tuple, kwargs: dict) -> A
     elementwise ops reading a tensor whose size-1 dims have strides no dense layout gives them
     (eager keeps such strides, a fake kernel makes them dense).
 
-    Views run their meta kernel alone (``meta_kernel``): it gives eager's strides directly.
+    Views and clones run their meta kernel alone (``meta_kernel``): it gives eager's strides
+    directly.
     """
     op = ops.aten_overload(target)
     by_kernel = _META_KERNELS.get() and replays_by_meta_kernel(op) and _plain_fakes(mode, (args, kwargs))
@@ -186,13 +187,16 @@ def _run_fake(mode: FakeTensorMode, target: Any, args: tuple, kwargs: dict) -> A
 
 def _plain_fakes(mode: FakeTensorMode, tree: Any) -> bool:
     """Every tensor in ``tree`` a fake tensor of ``mode`` with static sizes and no constant
-    value, and no symbolic scalar beside them: what a meta kernel alone replays as fake mode
-    does (fake mode converts real tensors, computes on constants and reasons on symbols)."""
+    value, no symbolic scalar beside them, and no autograd history to record: what a meta
+    kernel alone replays as fake mode does (fake mode converts real tensors, computes on
+    constants and reasons on symbols; below autograd, it leaves a result that requires grad
+    a non-leaf, where a wrapped kernel result would be a leaf refusing in-place ops)."""
+    grad = torch.is_grad_enabled()
     for leaf in leaves(tree):
         if isinstance(leaf, _SYMBOLIC):
             return False
         if isinstance(leaf, torch.Tensor):
-            if not mode.is_our_fake(leaf) or leaf.constant is not None:
+            if not mode.is_our_fake(leaf) or leaf.constant is not None or (grad and leaf.requires_grad):
                 return False
             if any(isinstance(d, torch.SymInt) for d in leaf.shape):
                 return False
@@ -256,8 +260,9 @@ def run_probe(mode: FakeTensorMode, target: Any, args: tuple, kwargs: dict) -> A
     meta tensors do not state eager's strides.
 
     The tensor made does not require grad where a replay's would: no probe reads that, and a
-    probe's result never becomes a node's ``meta["val"]``. Cached like ``run_fake``, apart
-    from its replays."""
+    probe's result never becomes a node's ``meta["val"]`` (a leaf that requires grad, it would
+    refuse the in-place ops a replay's result takes). Cached like ``run_fake``, apart from its
+    replays."""
     key = _replay_key(target, args, kwargs) if _CACHING.get() and ops.eager_answers(target) else None
     if key is None:
         return run_fake(mode, target, args, kwargs)

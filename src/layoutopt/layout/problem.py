@@ -401,7 +401,11 @@ class _Builder:
         return Mode(needs, tuple(gives), cost, override, is_original, op)
 
 
+@torch.no_grad()
 def build_problem(ep: ExportedProgram, target: Target, io_layout: IOLayout) -> Problem:
+    """The layout problem of ``ep``. Built without grad: its probes read only metadata, and
+    results that record no autograd history replay views and copies by their meta kernels
+    (``ir.meta_kernel``)."""
     b = _Builder(ep, target, io_layout)
     order = []
     for node in ep.graph.nodes:

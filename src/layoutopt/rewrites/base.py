@@ -46,7 +46,8 @@ class Match:
 
 class GraphView:
     """What ``match`` may read besides the nodes themselves: the tensors behind constant
-    placeholders and the program's dialect. It has no way to change the program."""
+    placeholders, the program's dialect, and what an op would give on fake values. It has no
+    way to change the program."""
 
     def __init__(self, ep: ExportedProgram):
         self._ep = ep
