@@ -247,6 +247,7 @@ def _run_eager(target: Any, args: tuple, kwargs: dict, device: str = "cpu") -> t
 _EAGER_MAX_ELEMENTS = 1 << 17
 _EAGER = object()  # tags the cache keys of eager answers
 _REPLAY = object()  # a probe eager does not answer
+_FRESH = object()  # tags the cache keys of the fresh fakes eager answers give
 
 
 def run_probe(mode: FakeTensorMode, target: Any, args: tuple, kwargs: dict) -> Any:
@@ -259,10 +260,9 @@ def run_probe(mode: FakeTensorMode, target: Any, args: tuple, kwargs: dict) -> A
     operand is not a CPU tensor or carries a constant, or past ``_EAGER_MAX_ELEMENTS`` where
     meta tensors do not state eager's strides.
 
-    The tensor made does not require grad where a replay's would: no probe reads that, and a
-    probe's result never becomes a node's ``meta["val"]`` (a leaf that requires grad, it would
-    refuse the in-place ops a replay's result takes). Cached like ``run_fake``, apart from its
-    replays."""
+    The tensor made does not require grad: it is what a replay gives without grad (``replay``
+    and the problem builder run without it); with grad, a replay's result may require grad as
+    a non-leaf, which no probe reads. Cached like ``run_fake``, apart from its replays."""
     key = _replay_key(target, args, kwargs) if _CACHING.get() and ops.eager_answers(target) else None
     if key is None:
         return run_fake(mode, target, args, kwargs)
@@ -293,7 +293,12 @@ def _answer_by_eager(mode: FakeTensorMode, target: Any, args: tuple, kwargs: dic
         return _REPLAY
     if type(out) is not torch.Tensor or not _fresh_dense(out, reals):
         return _REPLAY
-    return fresh_fake(mode, tuple(out.shape), tuple(out.stride()), out.dtype, tensors[0].device)
+    # one fake per result layout: answers share it as cached replays share theirs
+    made = (_FRESH, tuple(out.shape), tuple(out.stride()), out.dtype, tensors[0].device)
+    cache = _replays_of(mode)
+    if made not in cache:
+        cache[made] = fresh_fake(mode, *made[1:])
+    return cache[made]
 
 
 def _fresh_dense(out: torch.Tensor, inputs: list[torch.Tensor]) -> bool:
@@ -355,9 +360,12 @@ def run_chain(chain: list[Node], value: torch.Tensor) -> torch.Tensor:
     return value
 
 
+@torch.no_grad()
 def replay(mode: FakeTensorMode, node: Node) -> Any:
-    """``node``'s op on its inputs' ``meta["val"]``: the value it has now."""
-    return run_fake(mode, node.target, map_arg(node.args, fake_value), map_arg(node.kwargs, fake_value))
+    """``node``'s op on its inputs' ``meta["val"]``: the value it has now. Without grad, as
+    ``torch.export`` records values (its parameters require grad, no op's result does), so a
+    probe's answer is the replay's value (``run_probe``)."""
+    return run_probe(mode, node.target, map_arg(node.args, fake_value), map_arg(node.kwargs, fake_value))
 
 
 def refresh_meta(gm: GraphModule) -> None:
