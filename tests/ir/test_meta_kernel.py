@@ -28,10 +28,12 @@ def _meta(t):
 def _views(shape):
     """View calls valid on any tensor of ``shape``: (op, arguments after the tensor)."""
     rank = len(shape)
-    calls = [(aten.permute.default, (list(p),)) for p in itertools.islice(itertools.permutations(range(rank)), 0, 24, 5)]
+    permutes = itertools.islice(itertools.permutations(range(rank)), 0, 24, 5)
+    calls = [(aten.permute.default, (list(p),)) for p in permutes]
     calls += [(aten.transpose.int, (0, rank - 1)), (aten.unsqueeze.default, (1,)), (aten.select.int, (1, 0)),
               (aten.flatten.using_ints, (1, rank - 1)), (aten.reshape.default, ([-1],)),
-              (aten.reshape.default, ([shape[0], -1],)), (aten.squeeze.dims, ([d for d, n in enumerate(shape) if n == 1],)),
+              (aten.reshape.default, ([shape[0], -1],)),
+              (aten.squeeze.dims, ([d for d, n in enumerate(shape) if n == 1],)),
               (aten.view.default, ([-1],)), (aten.slice.Tensor, (rank - 1, 0, 1))]
     return calls
 

@@ -164,5 +164,6 @@ def test_a_planned_target_keeps_a_chain_whose_fused_form_costs_as_much_in_anothe
 
 
 def test_a_planned_target_fuses_a_chain_whose_fused_form_costs_no_more_in_the_same_order():
-    assert_rewrite(Chain((1, 0), (3, 4), (1, 0)), (torch.randn(4, 3),), FusePermuteReshapePermute(CORTEX_M, planned=True),
+    rule = FusePermuteReshapePermute(CORTEX_M, planned=True)
+    assert_rewrite(Chain((1, 0), (3, 4), (1, 0)), (torch.randn(4, 3),), rule,
                    before={PERMUTE: 2, RESHAPE: 1}, after={PERMUTE: 0, RESHAPE: 1}, applied=1)

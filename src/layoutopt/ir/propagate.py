@@ -83,8 +83,9 @@ def _tensor_key(t: torch.Tensor, first: int) -> tuple:
 def _replay_key(target: Any, args: tuple, kwargs: dict) -> tuple | None:
     """Everything a replay reads: the op, grad mode, each tensor's metadata (shape, strides,
     offset, storage size, dtype, device; which arguments are one tensor) and every other
-    argument by type and value. None where the result could depend on more: ops that mutate an argument
-    (their result is that argument), symbolic sizes, fake tensors that carry constant values."""
+    argument by type and value. None where the result could depend on more: ops that mutate
+    an argument (their result is that argument), symbolic sizes, fake tensors that carry
+    constant values."""
     overload = ops.aten_overload(target)
     if isinstance(overload, torch._ops.OpOverload):
         if overload._schema.is_mutable:
@@ -159,8 +160,9 @@ def _run_fake(mode: FakeTensorMode, target: Any, args: tuple, kwargs: dict) -> A
     """``target`` on fake tensors; views get the strides eager gives them.
 
     Fake views can choose other strides than eager for size-1 dims, and eager's kernels
-    (a convolution choosing its memory format, for one) read those strides, so views are
-    replayed on real, uninitialised storage and their fake results restrided to match; so are
+    (a convolution choosing its memory format, for one) read those strides, so views that do
+    not take their meta kernel (below) are replayed on real, uninitialised storage and their
+    fake results restrided to match; so are
     the few ops whose fake kernel predicts other output strides than the CPU kernel gives,
     elementwise ops reading a tensor whose size-1 dims have strides no dense layout gives them
     (eager keeps such strides, a fake kernel makes them dense), and any op whose fake result
