@@ -6,10 +6,10 @@ Per model and target, side by side in one run: nodes; transposes / bytes as expo
 PyTorch's own ``channels_last()`` (module and input converted; the input's conversion charged
 by the NCHW contract), with layoutopt (NCHW I/O) and its lower bound, and with channels-last
 I/O; declined ops; max abs diff; plan and layout mismatches; ``torch.export`` seconds and
-``optimize`` seconds without verification (cold replay cache), each the median of ``--timings``
-runs with a garbage collection before each (a long sweep otherwise charges one model for the
-collection of the ones before it), and the stages' seconds of the median run. Models that fail to build or export are listed
-with the reason. A second table times a block repeated n and 4n times. The models are in
+``optimize`` seconds without verification (cold replay cache), each the median of
+``--timings`` runs with a garbage collection before each (a long sweep otherwise charges one
+model for the collection of the ones before it), and the stages' seconds of the median run.
+Models that fail to build or export are listed with the reason. A second table times a block repeated n and 4n times. The models are in
 ``sweep_models.py``; torchvision and timm are reported as unavailable when they do not import.
 """
 from __future__ import annotations

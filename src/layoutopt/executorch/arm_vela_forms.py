@@ -24,6 +24,7 @@ for bit.
 """
 from __future__ import annotations
 
+import torch
 from torch.fx import GraphModule, Node
 
 from ..ir.access import copy_provenance, fake_value
@@ -138,8 +139,6 @@ def concatenate_before_reshapes(gm: GraphModule) -> int:
 
 def _one_dim_sum(node, sum_op) -> int | None:
     """The dim of a keepdim sum over one dim of integer data, else None."""
-    import torch
-
     if not isinstance(node, Node) or node.op != "call_function" or node.target != sum_op:
         return None
     dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")

@@ -31,9 +31,8 @@ from .access import leaves
 def replays_by_meta_kernel(op: Any) -> bool:
     """An ATen view op or a clone, with a meta kernel (module docstring); never an op that
     writes into an argument."""
-    if not isinstance(op, torch._ops.OpOverload) or op.namespace != "aten" or op._schema.is_mutable:
-        return False
-    return (ops.family(op) is ops.Family.VIEW or op is ops.CLONE) and has_meta(op)
+    op = ops.functional_aten(op)
+    return op is not None and (ops.family(op) is ops.Family.VIEW or op is ops.CLONE) and has_meta(op)
 
 
 def run_meta_kernel(mode: FakeTensorMode, op: torch._ops.OpOverload, args: tuple, kwargs: dict) -> Any:

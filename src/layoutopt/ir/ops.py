@@ -310,7 +310,8 @@ _EAGER_ANSWERED = _packets("linear", "addmm", "mm", "bmm", "matmul", "baddbmm", 
 _META_ANSWERED = _EAGER_ANSWERED - _packets("scaled_dot_product_attention")
 
 
-def _functional_aten(target: Any) -> Any:
+def functional_aten(target: Any) -> Any:
+    """The ATen overload ``target`` computes, if it writes into no argument; else None."""
     op = aten_overload(target)
     if not isinstance(op, torch._ops.OpOverload) or op.namespace != "aten" or op._schema.is_mutable:
         return None
@@ -320,13 +321,13 @@ def _functional_aten(target: Any) -> Any:
 def eager_answers(target: Any) -> bool:
     """Whether a replay of ``target`` may be answered by an eager run (``_EAGER_ANSWERED``);
     never for an op that writes into an argument."""
-    op = _functional_aten(target)
+    op = functional_aten(target)
     return op is not None and op.overloadpacket in _EAGER_ANSWERED
 
 
 def meta_answers(target: Any) -> bool:
     """Whether that eager run may be made on meta tensors (``_META_ANSWERED``)."""
-    op = _functional_aten(target)
+    op = functional_aten(target)
     return op is not None and op.overloadpacket in _META_ANSWERED
 
 

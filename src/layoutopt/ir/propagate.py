@@ -162,9 +162,8 @@ def _run_fake(mode: FakeTensorMode, target: Any, args: tuple, kwargs: dict) -> A
     Fake views can choose other strides than eager for size-1 dims, and eager's kernels
     (a convolution choosing its memory format, for one) read those strides, so views that do
     not take their meta kernel (below) are replayed on real, uninitialised storage and their
-    fake results restrided to match; so are
-    the few ops whose fake kernel predicts other output strides than the CPU kernel gives,
-    elementwise ops reading a tensor whose size-1 dims have strides no dense layout gives them
+    fake results restrided to match; so are the few ops whose fake kernel predicts other
+    output strides than the CPU kernel gives, elementwise ops reading a tensor whose size-1 dims have strides no dense layout gives them
     (eager keeps such strides, a fake kernel makes them dense), and any op whose fake result
     has such strides (without grad, fake group norm strides the size-1 batch dim of a
     channels-last result so, where eager gives the dense channels-last strides, and the
@@ -184,7 +183,7 @@ def _run_fake(mode: FakeTensorMode, target: Any, args: tuple, kwargs: dict) -> A
         if by_kernel:
             return out
         out = _with_eager_strides(mode, target, args, kwargs, out, view=True)
-    elif ops.aten_overload(target) in ops.FAKE_STRIDES_DIFFER or (
+    elif op in ops.FAKE_STRIDES_DIFFER or (
             ops.is_elementwise(target) and any(_odd_strides(a) for a in args)) or any(
             _odd_strides(o) for o in (out if isinstance(out, (list, tuple)) else (out,))):
         out = _with_eager_strides(mode, target, args, kwargs, out, view=False)

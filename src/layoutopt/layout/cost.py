@@ -23,7 +23,7 @@ import torch
 from torch.fx import Node
 
 from ..ir import ops
-from ..ir.access import is_tensor, tensor_order
+from ..ir.access import is_tensor, leaves, tensor_order
 from ..ir.ops import Family
 from ..ir.perm import Order, Perm, channels_last_order, identity_order, layout_key, order_after_permute
 from ..targets import Target
@@ -228,21 +228,7 @@ def op_charges(node_name: str, target_op: Any, args: tuple, kwargs: dict, out: A
 
 
 def _tensor_operands(args: tuple, kwargs: dict) -> list[torch.Tensor]:
-    found: list[torch.Tensor] = []
-
-    def walk(v: Any) -> None:
-        if is_tensor(v):
-            found.append(v)
-        elif isinstance(v, (list, tuple)):
-            for x in v:
-                walk(x)
-        elif isinstance(v, dict):
-            for x in v.values():
-                walk(x)
-
-    walk(args)
-    walk(kwargs)
-    return found
+    return [v for v in leaves((args, kwargs)) if is_tensor(v)]
 
 
 def is_unary_same_shape(args: tuple, kwargs: dict, out: Any) -> bool:

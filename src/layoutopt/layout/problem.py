@@ -366,12 +366,12 @@ class _Builder:
         meta = torch.empty_strided(tuple(source.shape), strides, dtype=dtype, device="meta")
         args, kwargs = _substitute(node, {operand: meta})
         try:
-            eager = node.target(*args, **kwargs)
+            viewed = node.target(*args, **kwargs)
         except Exception:
             return True
-        if not isinstance(eager, torch.Tensor):
+        if not isinstance(viewed, torch.Tensor):
             return False
-        return layout_key(tuple(eager.shape), tensor_order(eager)) in wanted
+        return layout_key(tuple(viewed.shape), tensor_order(viewed)) in wanted
 
     def _probe(self, node: Node, operands: list[Node], combo: tuple, op: Any, override: tuple,
                is_original: bool) -> Mode | None:

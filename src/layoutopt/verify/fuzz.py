@@ -241,6 +241,18 @@ def graphs(draw, max_steps: int = 8) -> GraphSpec:
 # -- the module -------------------------------------------------------------------------------
 
 
+def _shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """A channel shuffle of ``groups`` groups, written as ShuffleNet writes it."""
+    n, c, h, w = x.shape
+    return x.reshape(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+def _conv_of(step: Step) -> Step:
+    """The conv step a ``shuffle_conv`` runs on the shuffled tensor: stride 1, same padding."""
+    cout, k = step.args
+    return Step("conv", step.inputs, (cout, k, 1, 1, k // 2, 1), step.out)
+
+
 def _qdq(x: torch.Tensor) -> torch.Tensor:
     import torch.ao.quantization.fx._decomposed  # noqa: F401  (registers the ops)
 
@@ -275,8 +287,7 @@ class FuzzNet(nn.Module):
             cin = s[1] // groups
             return [(cout, cin) + (k,) * (len(s) - 2), (cout,)]
         if step.op == "shuffle_conv":
-            cout, k = step.args
-            return [(cout, s[1], k, k), (cout,)]
+            return FuzzNet._params(_conv_of(step), s)
         if step.op == "bias":
             return [(s[1],) + (1,) * (len(s) - 2)] if step.args[0] == "channel" else [(s[-1],)]
         if step.op == "linear":
@@ -353,15 +364,9 @@ class FuzzNet(nn.Module):
         if op == "upsample":
             return F.interpolate(x, scale_factor=2.0, mode="nearest")
         if op == "shuffle":
-            n, c, h, w = x.shape
-            g = a[0]
-            return x.reshape(n, g, c // g, h, w).transpose(1, 2).reshape(n, c, h, w)
+            return _shuffle(x, a[0])
         if op == "shuffle_conv":
-            n, c, h, w = x.shape
-            y = x.reshape(n, 2, c // 2, h, w).transpose(1, 2).reshape(n, c, h, w)
-            y = _qdq(y) if self.spec.quantize else y
-            z = F.conv2d(y, p[at], p[at + 1], 1, a[1] // 2)
-            return _qdq(z) if self.spec.quantize else z
+            return self._run_step(_conv_of(step), [_shuffle(x, 2)], at)
         if op == "group_norm":
             return F.group_norm(x, a[0])
         if op == "flatten_spatial":
